@@ -1,0 +1,35 @@
+{% macro lead_text_fields() -%}
+    {{- return(['name', 'mobile', 'landline', 'email', 'wechat', 'qq', 'douyin', 'kuaishou', 'company',
+                'job_title', 'province', 'city', 'district', 'address', 'source', 'owner']) -}}
+{%- endmacro %}
+
+{% macro parse_lead_timestamp(expr) -%}
+    {#- Dates as people type them, or an Excel serial day number (days since 1899-12-30). -#}
+    coalesce(
+        try_strptime({{ expr }}, ['%Y-%m-%d %H:%M:%S', '%Y-%m-%d %H:%M', '%Y-%m-%d', '%Y/%m/%d %H:%M:%S',
+                                  '%Y/%m/%d %H:%M', '%Y/%m/%d', '%Y.%m.%d', '%Y年%m月%d日', '%Y%m%d',
+                                  '%Y-%m-%dT%H:%M:%S', '%Y-%m-%d %H:%M:%S.%f']),
+        case when regexp_full_match({{ expr }}, '[1-9][0-9]{4}(\.[0-9]+)?')
+             then timestamp '1899-12-30' + to_days(floor(try_cast({{ expr }} as double))::integer) end
+    )
+{%- endmacro %}
+
+{% macro stage_raw_leads(source_relation) %}
+{#- Every text field half-width, squished, junk placeholders nulled; lineage kept as it came. -#}
+select
+    md5(source_system || '|' || source_file || '|' || source_row::varchar) as record_id,
+    source_system,
+    source_file,
+    source_row::bigint as source_row,
+    ingested_at,
+    {%- for field in lead_text_fields() %}
+    {{ clean_text(field) }} as {{ field }},
+    {%- endfor %}
+    {{ parse_lead_timestamp(squish('updated_at')) }} as updated_at,
+    -- The untouched contact text, so a field issue can show what the file really said.
+    mobile as raw_mobile,
+    landline as raw_landline,
+    email as raw_email,
+    extra_attributes
+from {{ source_relation }}
+{% endmacro %}

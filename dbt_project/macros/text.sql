@@ -1,0 +1,30 @@
+{# Text rules shared by every staging model. #}
+
+{% macro to_halfwidth(expr) -%}
+    {# Full-width ASCII (U+FF01-U+FF5E), the ideographic space and common CJK punctuation to half-width. #}
+    translate({{ expr }}, '！＂＃＄％＆＇（）＊＋，－．／０１２３４５６７８９：；＜＝＞？＠ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺ［＼］＾＿｀ａｂｃｄｅｆｇｈｉｊｋｌｍｎｏｐｑｒｓｔｕｖｗｘｙｚ｛｜｝～　—–“”‘’【】「」。', '!"#$%&''()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\]^_`abcdefghijklmnopqrstuvwxyz{|}~ --""''''[][].')
+{%- endmacro %}
+
+{% macro junk_values(scope) -%}
+    {# Junk values from the seed, inlined at compile time as a constant list so the check is vectorised. #}
+    {%- if execute -%}
+        {%- set rows = run_query("select value from " ~ ref('junk_values') ~ " where scope = '" ~ scope ~ "' order by value") -%}
+        {%- set quoted = [] -%}
+        {%- for value in rows.columns[0].values() -%}
+            {%- do quoted.append("'" ~ (value | lower | replace("'", "''")) ~ "'") -%}
+        {%- endfor -%}
+        {{ return(quoted | join(', ') if quoted else "null") }}
+    {%- else -%}
+        {{ return("null") }}
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro squish(expr) -%}
+    {# Every kind of space (incl. NBSP, ideographic, zero-width, BOM) folded to one space, ends trimmed. #}
+    nullif(trim(regexp_replace({{ to_halfwidth(expr) }}, '[\s\x{00a0}\x{200b}\x{feff}]+', ' ', 'g')), '')
+{%- endmacro %}
+
+{% macro clean_text(expr) -%}
+    {# Half-width, squished, and null when it is a junk placeholder (无, -, null, test ...). #}
+    case when lower({{ squish(expr) }}) in ({{ junk_values('any') }}) then null else {{ squish(expr) }} end
+{%- endmacro %}

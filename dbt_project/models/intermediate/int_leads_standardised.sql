@@ -1,0 +1,88 @@
+-- depends_on: {{ ref('name_honorifics') }}
+-- Every lead record with its canonical fields standardised, and a rejection reason where it cannot be a lead.
+with records as (
+    select *, {{ place_key() }} as place_key from {{ ref('int_leads_unioned') }}
+),
+
+-- First occurrence order of each distinct valid value, per record and field.
+valid_contacts as (
+    select record_id, field, value, min(source_field = 'landline')::int * 100 + min(position) as rank
+    from {{ ref('int_lead_contacts') }}
+    where status = 'valid'
+    group by record_id, field, value
+),
+
+contact_lists as (
+    select
+        record_id,
+        list(value order by rank, value) filter (where field = 'mobile') as mobiles,
+        list(value order by rank, value) filter (where field = 'landline') as landlines,
+        list(value order by rank, value) filter (where field = 'email') as emails,
+        any_value(value) filter (where field = 'wechat') as wechat,
+        any_value(value) filter (where field = 'qq') as qq,
+        any_value(value) filter (where field = 'douyin') as douyin,
+        any_value(value) filter (where field = 'kuaishou') as kuaishou
+    from valid_contacts
+    group by record_id
+),
+
+contact_issues as (
+    select record_id, count(*) as contact_issue_count
+    from {{ ref('int_lead_contacts') }}
+    where status <> 'valid'
+    group by record_id
+),
+
+standardised as (
+    select
+        r.record_id,
+        r.source_system,
+        r.source_file,
+        r.source_row,
+        r.ingested_at,
+        {{ clean_person_name('r.name') }} as name,
+        r.name as name_original,
+        coalesce(c.mobiles, []) as mobiles,
+        c.mobiles[1] as mobile,
+        coalesce(c.landlines, []) as landlines,
+        c.landlines[1] as landline,
+        coalesce(c.emails, []) as emails,
+        c.emails[1] as email,
+        c.wechat,
+        c.qq,
+        c.douyin,
+        c.kuaishou,
+        r.company,
+        co.company_core,
+        r.job_title,
+        t.job_title_canonical,
+        a.province_std as province,
+        a.city_std as city,
+        a.district_std as district,
+        r.address,
+        r.source,
+        r.owner,
+        r.updated_at,
+        coalesce(i.contact_issue_count, 0) as contact_issue_count,
+        r.extra_attributes
+    from records as r
+    left join contact_lists as c on c.record_id = r.record_id
+    left join contact_issues as i on i.record_id = r.record_id
+    left join {{ ref('int_company_names') }} as co on co.company = r.company
+    left join {{ ref('int_job_titles') }} as t on t.job_title = r.job_title
+    left join {{ ref('int_lead_addresses') }} as a on a.place_key = r.place_key
+)
+
+select
+    *,
+    pinyin_key(name) as name_pinyin,
+    case
+        when name_original is null and company is null and address is null and job_title is null
+             and mobile is null and landline is null and email is null and wechat is null and qq is null
+             and douyin is null and kuaishou is null and contact_issue_count = 0
+            then '空行 (empty row: every field blank or a placeholder)'
+        when name is null and company is null and mobile is null and landline is null and email is null
+             and wechat is null and qq is null and douyin is null and kuaishou is null
+            then '无姓名、公司或有效联系方式 (no name, company or valid contact)'
+    end as rejection_reason
+from standardised

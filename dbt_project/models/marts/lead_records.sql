@@ -1,0 +1,4 @@
+-- Accepted lead records: one row per input row that can be a lead, all fields standardised.
+select * exclude (rejection_reason)
+from {{ ref('int_leads_standardised') }}
+where rejection_reason is null

@@ -1,0 +1,1 @@
+"""Lead Data Factory: the Dagster code location and its plain-Python library (``pipelines.lib``)."""

@@ -1,0 +1,25 @@
+"""Where the dbt project lives, and making sure its manifest exists before Dagster reads it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
+MANIFEST_PATH = DBT_PROJECT_DIR / "target" / "manifest.json"
+# The dbt installed beside this Python, so nothing depends on the virtual environment being on PATH.
+DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt"))
+
+
+def parse_dbt_project(force: bool = False) -> Path:
+    """Run ``dbt parse`` (no database needed) unless a manifest is there already; return its path."""
+    if force or not MANIFEST_PATH.exists():
+        subprocess.run(
+            [DBT_EXECUTABLE, "parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
+            check=True,
+            cwd=DBT_PROJECT_DIR,
+            env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
+        )
+    return MANIFEST_PATH

@@ -1,0 +1,28 @@
+"""Pinyin keys for names: 张伟 and 章伟 share ``zhangwei``. Per-value Python, so cached and batched."""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+
+import pyarrow as pa
+import pyarrow.compute as pc
+from pypinyin import Style, lazy_pinyin
+
+_NOT_KEY = re.compile(r"[^0-9a-z]")
+
+
+@lru_cache(maxsize=500_000)
+def pinyin_key(text: str) -> str | None:
+    """Toneless pinyin of the Chinese characters, Latin letters lower-cased; no spaces or punctuation."""
+    key = _NOT_KEY.sub("", "".join(lazy_pinyin(text, style=Style.NORMAL, errors="default")).lower())
+    return key or None
+
+
+def pinyin_key_arrow(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Vectorised entry for DuckDB: compute each distinct value once, then take by dictionary index."""
+    encoded = pc.dictionary_encode(values)
+    if isinstance(encoded, pa.ChunkedArray):
+        encoded = encoded.combine_chunks()
+    dictionary = [pinyin_key(v) if v is not None else None for v in encoded.dictionary.to_pylist()]
+    return pc.take(pa.array(dictionary, type=pa.string()), encoded.indices)
