@@ -16,6 +16,16 @@
 
 {% macro stage_raw_leads(source_relation) %}
 {#- Every text field half-width, squished, junk placeholders nulled; lineage kept as it came. -#}
+with squished as (
+    select
+        *,
+        {%- for field in lead_text_fields() %}
+        {{ squish(field) }} as clean_{{ field }},
+        {%- endfor %}
+        {{ squish('updated_at') }} as clean_updated_at
+    from {{ source_relation }}
+)
+
 select
     md5(source_system || '|' || source_file || '|' || source_row::varchar) as record_id,
     source_system,
@@ -23,13 +33,13 @@ select
     source_row::bigint as source_row,
     ingested_at,
     {%- for field in lead_text_fields() %}
-    {{ clean_text(field) }} as {{ field }},
+    {{ null_if_junk('clean_' ~ field) }} as {{ field }},
     {%- endfor %}
-    {{ parse_lead_timestamp(squish('updated_at')) }} as updated_at,
+    {{ parse_lead_timestamp('clean_updated_at') }} as updated_at,
     -- The untouched contact text, so a field issue can show what the file really said.
     mobile as raw_mobile,
     landline as raw_landline,
     email as raw_email,
     extra_attributes
-from {{ source_relation }}
+from squished
 {% endmacro %}

@@ -2,7 +2,10 @@
 
 {% macro to_halfwidth(expr) -%}
     {# Full-width ASCII (U+FF01-U+FF5E), the ideographic space and common CJK punctuation to half-width. #}
-    translate({{ expr }}, '！＂＃＄％＆＇（）＊＋，－．／０１２３４５６７８９：；＜＝＞？＠ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺ［＼］＾＿｀ａｂｃｄｅｆｇｈｉｊｋｌｍｎｏｐｑｒｓｔｕｖｗｘｙｚ｛｜｝～　—–“”‘’【】「」。', '!"#$%&''()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\]^_`abcdefghijklmnopqrstuvwxyz{|}~ --""''''[][].')
+    {# translate() costs ~2 us a value, so it only runs on the few values that have such a character. #}
+    case when regexp_matches({{ expr }}, '[\x{ff01}-\x{ff5e}\x{3000}—–“”‘’【】「」。]')
+         then translate({{ expr }}, '！＂＃＄％＆＇（）＊＋，－．／０１２３４５６７８９：；＜＝＞？＠ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺ［＼］＾＿｀ａｂｃｄｅｆｇｈｉｊｋｌｍｎｏｐｑｒｓｔｕｖｗｘｙｚ｛｜｝～　—–“”‘’【】「」。', '!"#$%&''()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\]^_`abcdefghijklmnopqrstuvwxyz{|}~ --""''''[][].')
+         else {{ expr }} end
 {%- endmacro %}
 
 {% macro junk_values(scope) -%}
@@ -24,7 +27,7 @@
     nullif(trim(regexp_replace({{ to_halfwidth(expr) }}, '[\s\x{00a0}\x{200b}\x{feff}]+', ' ', 'g')), '')
 {%- endmacro %}
 
-{% macro clean_text(expr) -%}
-    {# Half-width, squished, and null when it is a junk placeholder (无, -, null, test ...). #}
-    case when lower({{ squish(expr) }}) in ({{ junk_values('any') }}) then null else {{ squish(expr) }} end
+{% macro null_if_junk(expr) -%}
+    {# Null when the (already squished) value is a junk placeholder (无, -, null, test ...). #}
+    case when lower({{ expr }}) in ({{ junk_values('any') }}) then null else {{ expr }} end
 {%- endmacro %}

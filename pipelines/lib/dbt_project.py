@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,3 +24,12 @@ def parse_dbt_project(force: bool = False) -> Path:
             env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
         )
     return MANIFEST_PATH
+
+
+def prune_dbt_runs(runs_dir: Path, keep: int) -> None:
+    """Delete all but the ``keep`` newest per-run dbt target folders."""
+    if not runs_dir.is_dir():
+        return
+    runs = sorted((p for p in runs_dir.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in runs[keep:]:
+        shutil.rmtree(old, ignore_errors=True)

@@ -42,6 +42,11 @@ class LeadHome:
     def dagster_home(self) -> Path:
         return self.root / "dagster_home"
 
+    @property
+    def dbt_runs_dir(self) -> Path:
+        """dbt's per-run target folders (manifest, run results, compiled SQL), newest kept."""
+        return self.root / "dbt_runs"
+
     def ensure(self) -> "LeadHome":
         """Create the folders and the Dagster instance config (one DuckDB writer at a time)."""
         for folder in (self.warehouse_dir, self.inbox_dir, self.dagster_home):

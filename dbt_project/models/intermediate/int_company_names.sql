@@ -2,7 +2,7 @@
 -- depends_on: {{ ref('cn_divisions') }}
 -- Each distinct company name reduced to its core: 北京字节跳动科技有限公司 / 字节跳动(北京)公司 -> 字节跳动.
 -- Brackets, legal suffixes, a leading region and trailing industry words go; a core is never shorter
--- than two characters (else the step that shortened it is undone).
+-- than two characters (else the step that shortened it is undone, the region first).
 with names as (
     select distinct company from {{ ref('int_leads_unioned') }} where company is not null
 ),
@@ -24,13 +24,18 @@ no_region as (
         *,
         regexp_replace(
             regexp_replace(step2, '{{ company_word_pattern("region", "start") }}', ''),
-            '{{ division_token_pattern() }}(省|市)?', ''
+            '{{ division_token_pattern(for_company=true) }}(省|市)?', ''
         ) as step3
     from no_suffix
 ),
 
 no_industry as (
-    select *, regexp_replace(step3, '{{ company_word_pattern("industry", "end") }}', '') as step4 from no_region
+    select
+        *,
+        regexp_replace(step3, '{{ company_word_pattern("industry", "end") }}', '') as step4,
+        -- 广州科技有限公司: with the region gone only industry words are left, so the region is the name.
+        regexp_replace(step2, '{{ company_word_pattern("industry", "end") }}', '') as step4_with_region
+    from no_region
 )
 
 select
@@ -38,6 +43,7 @@ select
     nullif(trim(
         case
             when length(step4) >= 2 then step4
+            when length(step4_with_region) >= 2 then step4_with_region
             when length(step3) >= 2 then step3
             when length(step2) >= 2 then step2
             else step1

@@ -16,25 +16,54 @@ division_names as (
     where level in ('province', 'city') and length(short_name) >= 2
 ),
 
--- Peel up to three division names off the front of the address, dropping a dangling 省/市 after each.
+-- Peel up to three division names off the front of the address (longest name first, so 青岛市 then 市南区).
 rest0 as (
     select place_key, coalesce(address, '') as rest from places
 ),
 
 token1 as (
     select place_key, regexp_extract(rest, '{{ division_token_pattern() }}', 1) as t1,
-        ltrim(regexp_replace(substr(rest, length(regexp_extract(rest, '{{ division_token_pattern() }}', 1)) + 1), '^(省|市)', '')) as rest
+        ltrim(substr(rest, length(regexp_extract(rest, '{{ division_token_pattern() }}', 1)) + 1)) as rest
     from rest0
+),
+
+-- "上海市上海市浦东新区": a municipality written as province and city is read once.
+token1_deduped as (
+    select place_key, t1,
+        case when t1 <> '' and starts_with(rest, regexp_replace(t1, '(省|市)$', ''))
+             then ltrim(regexp_replace(substr(rest, length(regexp_replace(t1, '(省|市)$', '')) + 1), '^(省|市)', ''))
+             else rest end as rest
+    from token1
 ),
 
 token2 as (
     select place_key, t1, regexp_extract(rest, '{{ division_token_pattern() }}', 1) as t2,
-        ltrim(regexp_replace(substr(rest, length(regexp_extract(rest, '{{ division_token_pattern() }}', 1)) + 1), '^(省|市)', '')) as rest
-    from token1
+        ltrim(substr(rest, length(regexp_extract(rest, '{{ division_token_pattern() }}', 1)) + 1)) as rest
+    from token1_deduped
 ),
 
 token3 as (
     select place_key, t1, t2, regexp_extract(rest, '{{ division_token_pattern() }}', 1) as t3 from token2
+),
+
+address_tokens as (
+    select place_key, 1 as pos, nullif(t1, '') as token from token3
+    union all
+    select place_key, 2, nullif(t2, '') from token3
+    union all
+    select place_key, 3, nullif(t3, '') from token3
+),
+
+address_matches as (
+    select a.place_key, a.pos, d.*, case d.level when 'province' then 1 when 'city' then 2 else 3 end as level_rank
+    from address_tokens as a
+    join division_names as d on d.token = a.token
+),
+
+ranks_at as (
+    select place_key, pos, min(level_rank) as top_rank, max(level_rank) as bottom_rank
+    from address_matches
+    group by place_key, pos
 ),
 
 candidates as (
@@ -45,9 +74,15 @@ candidates as (
         or (d.level = 'city' and d.token in (p.city, p.city || '市'))
         or (d.level = 'district' and d.token = p.district)
     union all
-    select t.place_key, 'address', d.*
-    from token3 as t
-    join division_names as d on d.token in (nullif(t.t1, ''), nullif(t.t2, ''), nullif(t.t3, ''))
+    -- An address names places from the top down: a token counts only below the one before it, so the
+    -- 中山 of "南山区中山路" is a street, not 中山市.
+    select m.place_key, 'address', m.token, m.level, m.province, m.city, m.district
+    from address_matches as m
+    left join ranks_at as r1 on r1.place_key = m.place_key and r1.pos = 1
+    left join ranks_at as r2 on r2.place_key = m.place_key and r2.pos = 2
+    where m.pos = 1
+       or (m.pos = 2 and r1.top_rank < m.level_rank)
+       or (m.pos = 3 and r1.top_rank < r2.bottom_rank and r2.top_rank < m.level_rank)
 ),
 
 -- Province: the explicit one if it is unambiguous, else the one the address names.

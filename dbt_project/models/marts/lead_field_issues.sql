@@ -16,7 +16,7 @@ other_issues as (
     from {{ ref('int_leads_standardised') }}
     where name_original is not null and name is null
     union all
-    select record_id, 'address', address, 'invalid', '地址中找不到省市区 (no province, city or district found)'
+    select record_id, 'address', address, 'invalid', '地址中找不到唯一的省市区 (no province, city or district found, or the name is ambiguous)'
     from {{ ref('int_leads_standardised') }}
     where address is not null and province is null and city is null and district is null
 )

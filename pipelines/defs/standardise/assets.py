@@ -9,7 +9,10 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from pipelines.defs.resources import DUCKDB_WRITER_POOL, LeadHomeResource
 from pipelines.defs.standardise.project import dbt_project
+from pipelines.lib.dbt_project import prune_dbt_runs
 from pipelines.lib.profiling import profile_relation, relation_exists
+
+DBT_RUNS_KEPT = 10  # enough to investigate recent failures without the folder growing every night
 
 
 class LeadDbtTranslator(DagsterDbtTranslator):
@@ -36,7 +39,9 @@ def standardised_lead_models(
     home = lead_home.lead_home()
     # dbt holds the DuckDB file lock until it exits, so the events are collected first and the
     # row counts and completeness read afterwards from the finished tables.
-    events = list(dbt.cli(["build"], context=context).stream())
+    target = home.dbt_runs_dir / context.run_id
+    events = list(dbt.cli(["build"], context=context, target_path=target).stream())
+    prune_dbt_runs(home.dbt_runs_dir, keep=DBT_RUNS_KEPT)
     with home.connect(read_only=True) as conn:
         for event in events:
             if isinstance(event, dg.Output | dg.AssetMaterialization):

@@ -1,0 +1,41 @@
+# Lead Data Factory. `make demo` and `make test` are all a fresh machine needs (Python 3.11).
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV_VERSION := 0.13.8
+export LEADFACTORY_HOME ?= $(CURDIR)/data
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export DAGSTER_DISABLE_TELEMETRY := 1
+
+.PHONY: venv prepare samples demo test dev lock clean-home
+
+# The environment is rebuilt whenever the lock changes; uv installs exactly what the lock says.
+$(VENV)/.installed: requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $@
+
+venv: $(VENV)/.installed
+
+# dbt's manifest is what Dagster builds the dbt assets from.
+prepare: venv
+	$(BIN)/python -c "from pipelines.lib.dbt_project import parse_dbt_project; parse_dbt_project(force=True)"
+
+samples: prepare
+	$(BIN)/leadfactory samples --if-absent
+
+demo: samples
+	$(BIN)/leadfactory run
+
+test: prepare
+	$(BIN)/python -m pytest -q
+
+dev: prepare
+	$(BIN)/leadfactory summary >/dev/null
+	DAGSTER_HOME=$(LEADFACTORY_HOME)/dagster_home $(BIN)/dagster dev -w workspace.yaml
+
+# Re-resolve the pinned dependencies (needs the registry); commit the new requirements.lock.
+lock: venv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 -o requirements.lock

@@ -1,0 +1,175 @@
+"""The whole nightly job on generated sample files: counts, lineage, metadata, publication, failure."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import pytest
+import yaml
+
+from pipelines.definitions import defs as load_defs
+from pipelines.lib.sample_data import generate_leads, write_sample_files
+from pipelines.lib.summary import run_summary
+from tests.conftest import run_nightly_job, use_home
+
+SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory, module_monkeypatch):
+    """The committed samples plus a generated set, run through the real job once."""
+    root = tmp_path_factory.mktemp("sample_home")
+    home = use_home(root, module_monkeypatch)
+    shutil.copytree(SAMPLES / "warehouse", home.warehouse_dir, dirs_exist_ok=True)
+    shutil.copytree(SAMPLES / "inbox", home.inbox_dir, dirs_exist_ok=True)
+    generated = write_sample_files(generate_leads(600, seed=7), root / "generated")
+    shutil.copy(root / "generated" / "warehouse" / "crm_leads.parquet", home.warehouse_dir / "generated.parquet")
+    (home.inbox_dir / "broken.csv").write_text("姓名,手机\n张伟,13800138001,多余\n", encoding="utf-8")
+    instance = dg.DagsterInstance.ephemeral()
+    result = run_nightly_job(instance)
+    return home, instance, result, generated
+
+
+def test_run_succeeds_and_every_row_reconciles(sample_run):
+    home, _, result, generated = sample_run
+    assert result.success
+    with home.connect(read_only=True) as conn:
+        summary = run_summary(conn)
+    committed = 200 + 100 + 100  # data/samples: parquet, GBK CSV, Excel
+    assert summary.rows_read == committed + generated["warehouse/crm_leads.parquet"]
+    assert summary.files_rejected == 1
+    assert summary.reconciles
+    assert summary.rows_published == summary.rows_standardised > 0.9 * summary.rows_read
+
+
+def test_the_broken_file_is_rejected_by_name_and_row(sample_run, query):
+    home, *_ = sample_run
+    (reason,), = query(home, "select reason from marts.lead_rejections where source_file = 'inbox/broken.csv'")
+    assert "broken.csv: row 1: 3 fields where the header has 2" in reason
+
+
+def test_lineage_columns_point_back_to_each_file_and_row(sample_run, query):
+    home, *_ = sample_run
+    rows = dict(query(home, "select source_file, max(source_row) from published.leads_clean group by 1"))
+    assert set(rows) == {
+        "warehouse/crm_leads.parquet", "warehouse/legacy_leads_gbk.csv", "warehouse/generated.parquet",
+        "inbox/展会线索.xlsx",
+    }
+    assert rows["warehouse/legacy_leads_gbk.csv"] <= 100 and rows["inbox/展会线索.xlsx"] <= 100
+    (systems,), = query(home, "select list(distinct source_system order by source_system) from published.leads_clean")
+    assert systems == ["inbox", "warehouse"]
+    (extras,), = query(home, """select count(*) from published.leads_clean
+                                where source_file like '%gbk.csv' and json_extract_string(extra_attributes, '$.客户等级') in ('A','B','C')""")
+    assert extras > 90
+
+
+def test_published_mobiles_are_all_e164(sample_run, query):
+    home, *_ = sample_run
+    (bad,), = query(home, r"""select count(*) from published.leads_clean, unnest(mobiles) as m(v)
+                              where not regexp_full_match(v, '\+861[3-9][0-9]{9}')""")
+    (good,), = query(home, "select count(*) from published.leads_clean where mobile is not null")
+    assert bad == 0 and good > 500
+
+
+def test_assets_report_row_counts_and_completeness(sample_run):
+    home, instance, *_ = sample_run
+    for key in (["raw", "warehouse_leads"], ["marts", "lead_records"], ["published", "leads_clean"]):
+        event = instance.get_latest_materialization_event(dg.AssetKey(key))
+        assert event is not None, key
+        metadata = event.asset_materialization.metadata
+        assert metadata["row_count"].value > 0, key
+        completeness = {k: v.value for k, v in metadata.items() if k.startswith("completeness/")}
+        assert 0 < completeness["completeness/name"] <= 1, key
+        assert 0 < completeness["completeness/mobile"] <= 1, key
+
+
+def test_dbt_tests_ran_as_asset_checks_and_passed(sample_run):
+    _, _, result, _ = sample_run
+    evaluations = result.get_asset_check_evaluations()
+    assert len(evaluations) >= 15
+    assert all(e.passed for e in evaluations), [e.check_name for e in evaluations if not e.passed]
+
+
+def test_rerun_on_the_same_input_publishes_the_same_rows(sample_run, query):
+    home, *_ = sample_run
+    before = query(home, "select record_id, mobile, company_core from published.leads_clean order by record_id")
+    assert run_nightly_job().success
+    after = query(home, "select record_id, mobile, company_core from published.leads_clean order by record_id")
+    assert before == after
+    (publications,), = query(home, "select count(*) from published.publications where table_name = 'published.leads_clean'")
+    assert publications == 2
+
+
+def test_a_failed_run_leaves_the_previous_publication_untouched(sample_run, query):
+    """Another process holding the DuckDB file (a BI tool, a stuck run) makes the run fail."""
+    home, *_ = sample_run
+    before = query(home, "select count(*), max(publication_id) from published.publications")
+    published = query(home, "select record_id from published.leads_clean order by record_id")
+    (home.inbox_dir / "new.csv").write_text("姓名,手机\n新客户,13700001111\n", encoding="utf-8")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(home.duckdb_path)!r}); print('held', flush=True); time.sleep(120)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        result = run_nightly_job(raise_on_error=False)
+    finally:
+        holder.kill()
+        holder.wait()
+        (home.inbox_dir / "new.csv").unlink()
+    assert not result.success
+    assert query(home, "select count(*), max(publication_id) from published.publications") == before
+    assert query(home, "select record_id from published.leads_clean order by record_id") == published
+
+
+def test_asset_graph_runs_from_files_through_dbt_to_publication():
+    graph = load_defs().resolve_asset_graph()
+    upstream = graph.get(dg.AssetKey(["published", "leads_clean"])).parent_keys
+    assert dg.AssetKey(["marts", "lead_records"]) in upstream
+    lineage = [
+        ["marts", "lead_records"], ["intermediate", "int_leads_standardised"], ["intermediate", "int_leads_unioned"],
+        ["staging", "stg_raw__inbox_leads"], ["raw", "inbox_leads"],
+    ]
+    for child, parent in zip(lineage, lineage[1:]):
+        assert dg.AssetKey(parent) in graph.get(dg.AssetKey(child)).parent_keys, (child, parent)
+
+
+def test_nightly_schedule_runs_everything_at_two_shanghai_time_and_is_on():
+    defs = load_defs()
+    schedule = defs.resolve_schedule_def("nightly_schedule")
+    assert schedule.cron_schedule == "0 2 * * *"
+    assert schedule.execution_timezone == "Asia/Shanghai"
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert schedule.job_name == "nightly_job"
+    job_keys = defs.resolve_job_def("nightly_job").asset_layer.executable_asset_keys
+    assert job_keys == set(defs.resolve_asset_graph().executable_asset_keys)
+
+
+def test_every_duckdb_writer_shares_one_pool_limited_to_one(tmp_path, monkeypatch):
+    defs = load_defs()
+    pools = {a.op.pool for a in defs.assets}
+    assert pools == {"duckdb_writer"}
+    home = use_home(tmp_path, monkeypatch)
+    config = yaml.safe_load((home.dagster_home / "dagster.yaml").read_text())
+    assert config["concurrency"]["pools"]["default_limit"] == 1
+    with dg.DagsterInstance.get() as instance:
+        assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
+
+
+
+def test_dbt_run_folders_live_in_the_home_and_only_the_newest_are_kept(sample_run, tmp_path):
+    home, _, result, _ = sample_run
+    assert (home.dbt_runs_dir / result.run_id / "run_results.json").exists()
+    from pipelines.lib.dbt_project import prune_dbt_runs
+
+    for i in range(12):
+        folder = tmp_path / f"run{i:02d}"
+        folder.mkdir()
+        os.utime(folder, (1_000_000 + i, 1_000_000 + i))
+    prune_dbt_runs(tmp_path, keep=10)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"run{i:02d}" for i in range(2, 12)]
