@@ -34,7 +34,8 @@ test: prepare
 
 dev: prepare
 	$(BIN)/leadfactory summary >/dev/null
-	DAGSTER_HOME=$(LEADFACTORY_HOME)/dagster_home $(BIN)/dagster dev -w workspace.yaml
+	# The venv on PATH: dagster-dbt re-parses the project with `dbt` from PATH when code reloads.
+	PATH=$(CURDIR)/$(BIN):$$PATH DAGSTER_HOME=$(LEADFACTORY_HOME)/dagster_home $(BIN)/dagster dev -w workspace.yaml
 
 # Re-resolve the pinned dependencies (needs the registry); commit the new requirements.lock.
 lock: venv

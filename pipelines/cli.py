@@ -101,7 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    # Our own loggers only: Dagster logs its events through its own console logger.
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    product = logging.getLogger("pipelines")
+    product.addHandler(handler)
+    product.setLevel(logging.DEBUG if args.verbose else logging.INFO)
     return args.func(args)
 
 
