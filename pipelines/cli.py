@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from pathlib import Path
 
 from pipelines.lib.home import LeadHome
@@ -16,7 +17,8 @@ def _home(args: argparse.Namespace) -> LeadHome:
     return home
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _execute_job(args: argparse.Namespace, job_name: str):
+    """Run a job of the code location in-process on the home's Dagster instance (recorded for the UI)."""
     home = _home(args)
     from dagster import DagsterInstance
 
@@ -25,15 +27,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     parse_dbt_project()  # the dbt assets are built from the manifest, so it must exist before import
     from pipelines.definitions import defs
 
-    job = defs().resolve_job_def("nightly_job")
-    print(f"running nightly_job on {home.root}", flush=True)
+    job = defs().resolve_job_def(job_name)
+    print(f"running {job_name} on {home.root}", flush=True)
     with DagsterInstance.get() as instance:
         result = job.execute_in_process(
             instance=instance,
             raise_on_error=False,
             run_config={"loggers": {"console": {"config": {"log_level": "DEBUG" if args.verbose else "INFO"}}}},
         )
-    print_summary(home)
+    return home, result
+
+
+def _report(result) -> int:
     if not result.success:
         failed = [e.step_key for e in result.all_events if e.is_step_failure]
         print(f"run {result.run_id} FAILED at {', '.join(failed) or 'an unknown step'}; "
@@ -42,6 +47,67 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"run {result.run_id} succeeded")
     return 0
 
+
+def cmd_run(args: argparse.Namespace) -> int:
+    home, result = _execute_job(args, "nightly_job")
+    print_summary(home)
+    return _report(result)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import json
+
+    from pipelines.lib.match_config import load_match_config
+
+    _, result = _execute_job(args, "training_job")
+    if result.success:
+        model = json.loads(load_match_config().model_path.read_text(encoding="utf-8"))
+        print(f"model written to {load_match_config().model_path}")
+        print(f"probability two random records match: {model['probability_two_random_records_match']:.3g}")
+        for comparison in model["comparisons"]:
+            print(f"  {comparison['output_column_name']}")
+            for level in comparison["comparison_levels"]:
+                if level.get("is_null_level"):
+                    continue
+                m, u = level.get("m_probability"), level.get("u_probability")
+                print(f"    {level['label_for_charts']:<28} m={m:.4f}  u={u:.6f}")
+    return _report(result)
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    from pipelines.lib.leads import record_decision
+
+    home = _home(args)
+    with home.connect() as conn:
+        try:
+            decision_id = record_decision(conn, args.lead_a, args.lead_b, args.decision, decided_by=args.by)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    print(f"decision {decision_id} recorded: {args.lead_a} and {args.lead_b} are {args.decision}; "
+          "it applies from the next run and is never overridden by the model")
+    return 0
+
+
+def cmd_dedupe(args: argparse.Namespace) -> int:
+    from pipelines.lib.dedupe import dedupe_file
+
+    started = time.perf_counter()
+
+    def progress(stage: str, seconds: float) -> None:
+        print(f"  {stage:<28} {seconds:7.1f} s   (total {time.perf_counter() - started:6.1f} s)", file=sys.stderr, flush=True)
+
+    print(f"deduplicating {args.input} -> {args.output}", file=sys.stderr, flush=True)
+    try:
+        output, stats, _ = dedupe_file(Path(args.input), Path(args.output), progress=progress)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    rejected = output.filter(output["lead_id"].is_null()).height
+    print(f"{output.height:,} rows: {stats.leads:,} leads, {stats.records - stats.leads:,} rows merged into another "
+          f"row's lead, {rejected:,} rows not usable, {stats.pairs_to_review:,} pairs worth a human look "
+          f"({time.perf_counter() - started:.1f} s)")
+    return 0
 
 def print_summary(home: LeadHome) -> None:
     from pipelines.lib.summary import run_summary
@@ -82,6 +148,29 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Ingest every file under <home>/warehouse and <home>/inbox, standardise with dbt, "
                                      "publish published.leads_clean, and print rows read/rejected/standardised/published.")
     run.set_defaults(func=cmd_run)
+
+    dedupe = sub.add_parser("dedupe", help="deduplicate one file on its own, without touching the lead library",
+                            description="Read INPUT (CSV, XLSX or Parquet; Chinese or English headers), standardise and "
+                                        "match its rows with the same rules and model as the library, and write OUTPUT "
+                                        "(CSV or XLSX by extension): one row per input data row with source_row, lead_id, "
+                                        "the standardised fields and the match explanation.")
+    dedupe.add_argument("input", help="the file to deduplicate")
+    dedupe.add_argument("-o", "--output", required=True, help="where to write the result (.csv or .xlsx)")
+    dedupe.set_defaults(func=cmd_dedupe)
+
+    train = sub.add_parser("train", help="retrain the matching model on the home's records and print its parameters",
+                           description="Run training_job: standardise the home's files, estimate the Splink model "
+                                       "(u by random sampling, m by EM) and rewrite pipelines/config/match_model.json.")
+    train.set_defaults(func=cmd_train)
+
+    decide = sub.add_parser("decide", help="record that two leads are the same person, or different people",
+                            description="A person's decision is stored with the leads' current records and honoured "
+                                        "by every later run: 'different' is never merged again, 'same' always is.")
+    decide.add_argument("lead_a")
+    decide.add_argument("lead_b")
+    decide.add_argument("decision", choices=["same", "different"])
+    decide.add_argument("--by", default="cli", help="who decided (kept with the decision)")
+    decide.set_defaults(func=cmd_decide)
 
     summary = sub.add_parser("summary", help="print the summary of the last run on the home",
                              description="Row counts of the last run: read, rejected, standardised, published.")

@@ -63,3 +63,27 @@ def module_monkeypatch():
 def pytest_configure(config):
     os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
+
+
+def run_library(home: LeadHome):
+    """The nightly job's steps called as plain library code (faster than Dagster for multi-run tests)."""
+    from pipelines.lib.dedupe import match_records, run_dbt
+    from pipelines.lib.ingest import SOURCE_SYSTEMS, ingest_source
+    from pipelines.lib.publish import publish_leads
+
+    home.export_env()
+    with home.connect() as conn:
+        for system in SOURCE_SYSTEMS:
+            ingest_source(conn, home.root, system)
+    run_dbt(["build", "--exclude-resource-type", "test"])
+    with home.connect() as conn:
+        stats = match_records(conn)
+        publish_leads(conn)
+    return stats
+
+
+def leads_of(home: LeadHome) -> dict[str, str]:
+    """{source_file#source_row: lead_id} of the current publication."""
+    with duckdb.connect(str(home.duckdb_path), read_only=True) as conn:
+        return dict(conn.execute(
+            "select source_file || '#' || source_row, lead_id from published.lead_members").fetchall())

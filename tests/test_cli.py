@@ -15,7 +15,7 @@ LEADFACTORY = str(Path(sys.executable).with_name("leadfactory"))
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["summary"], ["samples"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["summary"], ["samples"], ["dedupe"], ["train"], ["decide"]])
 def test_every_command_has_help(command):
     done = subprocess.run([LEADFACTORY, *command, "--help"], capture_output=True, text=True, check=True)
     assert "usage: leadfactory" in done.stdout
@@ -23,7 +23,7 @@ def test_every_command_has_help(command):
 
 
 def test_parser_knows_the_commands():
-    assert {"run", "summary", "samples"} <= set(build_parser()._subparsers._group_actions[0].choices)
+    assert {"run", "summary", "samples", "dedupe", "train", "decide"} <= set(build_parser()._subparsers._group_actions[0].choices)
 
 
 def test_run_prints_the_summary_and_masks_phones(tmp_path):
@@ -34,7 +34,8 @@ def test_run_prints_the_summary_and_masks_phones(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     lines = {line.split("  ")[0]: line for line in done.stdout.splitlines()}
     assert lines["rows read"].split()[-1] == "400"
-    assert "rows published" in lines and "reconciles" in lines and lines["reconciles"].endswith("yes")
+    assert "leads published" in lines and "reconciles" in lines and lines["reconciles"].endswith("yes")
+    assert 0 < int(lines["leads published"].split()[2].replace(",", "")) < 400
     assert (tmp_path / "dagster_home" / "dagster.yaml").exists()  # the run is recorded in the home's instance
     assert any((tmp_path / "dagster_home").glob("storage/*"))
     import re

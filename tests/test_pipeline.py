@@ -44,7 +44,9 @@ def test_run_succeeds_and_every_row_reconciles(sample_run):
     assert summary.rows_read == committed + generated["warehouse/crm_leads.parquet"]
     assert summary.files_rejected == 1
     assert summary.reconciles
-    assert summary.rows_published == summary.rows_standardised > 0.9 * summary.rows_read
+    assert summary.rows_standardised > 0.9 * summary.rows_read
+    assert summary.records_in_leads == summary.rows_standardised
+    assert 0 < summary.leads_published < summary.rows_standardised  # duplicates were merged
 
 
 def test_the_broken_file_is_rejected_by_name_and_row(sample_run, query):
@@ -55,15 +57,15 @@ def test_the_broken_file_is_rejected_by_name_and_row(sample_run, query):
 
 def test_lineage_columns_point_back_to_each_file_and_row(sample_run, query):
     home, *_ = sample_run
-    rows = dict(query(home, "select source_file, max(source_row) from published.leads_clean group by 1"))
+    rows = dict(query(home, "select source_file, max(source_row) from published.lead_members group by 1"))
     assert set(rows) == {
         "warehouse/crm_leads.parquet", "warehouse/legacy_leads_gbk.csv", "warehouse/generated.parquet",
         "inbox/展会线索.xlsx",
     }
     assert rows["warehouse/legacy_leads_gbk.csv"] <= 100 and rows["inbox/展会线索.xlsx"] <= 100
-    (systems,), = query(home, "select list(distinct source_system order by source_system) from published.leads_clean")
+    (systems,), = query(home, "select list(distinct source_system order by source_system) from published.lead_members")
     assert systems == ["inbox", "warehouse"]
-    (extras,), = query(home, """select count(*) from published.leads_clean
+    (extras,), = query(home, """select count(*) from marts.lead_records
                                 where source_file like '%gbk.csv' and json_extract_string(extra_attributes, '$.客户等级') in ('A','B','C')""")
     assert extras > 90
 
@@ -72,8 +74,8 @@ def test_published_mobiles_are_all_e164(sample_run, query):
     home, *_ = sample_run
     (bad,), = query(home, r"""select count(*) from published.leads_clean, unnest(mobiles) as m(v)
                               where not regexp_full_match(v, '\+861[3-9][0-9]{9}')""")
-    (good,), = query(home, "select count(*) from published.leads_clean where mobile is not null")
-    assert bad == 0 and good > 500
+    (good, leads), = query(home, "select count(mobile), count(*) from published.leads_clean")
+    assert bad == 0 and good > 0.8 * leads
 
 
 def test_assets_report_row_counts_and_completeness(sample_run):
@@ -97,9 +99,9 @@ def test_dbt_tests_ran_as_asset_checks_and_passed(sample_run):
 
 def test_rerun_on_the_same_input_publishes_the_same_rows(sample_run, query):
     home, *_ = sample_run
-    before = query(home, "select record_id, mobile, company_core from published.leads_clean order by record_id")
+    before = query(home, "select lead_id, mobile, company_core, record_count from published.leads_clean order by lead_id")
     assert run_nightly_job().success
-    after = query(home, "select record_id, mobile, company_core from published.leads_clean order by record_id")
+    after = query(home, "select lead_id, mobile, company_core, record_count from published.leads_clean order by lead_id")
     assert before == after
     (publications,), = query(home, "select count(*) from published.publications where table_name = 'published.leads_clean'")
     assert publications == 2
@@ -109,7 +111,7 @@ def test_a_failed_run_leaves_the_previous_publication_untouched(sample_run, quer
     """Another process holding the DuckDB file (a BI tool, a stuck run) makes the run fail."""
     home, *_ = sample_run
     before = query(home, "select count(*), max(publication_id) from published.publications")
-    published = query(home, "select record_id from published.leads_clean order by record_id")
+    published = query(home, "select lead_id, record_id from published.lead_members order by record_id")
     (home.inbox_dir / "new.csv").write_text("姓名,手机\n新客户,13700001111\n", encoding="utf-8")
     holder = subprocess.Popen(
         [sys.executable, "-c", f"import duckdb, time; c = duckdb.connect({str(home.duckdb_path)!r}); print('held', flush=True); time.sleep(120)"],
@@ -124,14 +126,13 @@ def test_a_failed_run_leaves_the_previous_publication_untouched(sample_run, quer
         (home.inbox_dir / "new.csv").unlink()
     assert not result.success
     assert query(home, "select count(*), max(publication_id) from published.publications") == before
-    assert query(home, "select record_id from published.leads_clean order by record_id") == published
+    assert query(home, "select lead_id, record_id from published.lead_members order by record_id") == published
 
 
 def test_asset_graph_runs_from_files_through_dbt_to_publication():
     graph = load_defs().resolve_asset_graph()
-    upstream = graph.get(dg.AssetKey(["published", "leads_clean"])).parent_keys
-    assert dg.AssetKey(["marts", "lead_records"]) in upstream
     lineage = [
+        ["published", "leads_clean"], ["matching", "golden_leads"], ["matching", "scored_pairs"],
         ["marts", "lead_records"], ["intermediate", "int_leads_standardised"], ["intermediate", "int_leads_unioned"],
         ["staging", "stg_raw__inbox_leads"], ["raw", "inbox_leads"],
     ]
@@ -147,7 +148,9 @@ def test_nightly_schedule_runs_everything_at_two_shanghai_time_and_is_on():
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     assert schedule.job_name == "nightly_job"
     job_keys = defs.resolve_job_def("nightly_job").asset_layer.executable_asset_keys
-    assert job_keys == set(defs.resolve_asset_graph().executable_asset_keys)
+    model = dg.AssetKey(["matching", "match_model"])
+    assert job_keys == set(defs.resolve_asset_graph().executable_asset_keys) - {model}  # training is explicit
+    assert model in defs.resolve_job_def("training_job").asset_layer.executable_asset_keys
 
 
 def test_every_duckdb_writer_shares_one_pool_limited_to_one(tmp_path, monkeypatch):
@@ -173,3 +176,22 @@ def test_dbt_run_folders_live_in_the_home_and_only_the_newest_are_kept(sample_ru
         os.utime(folder, (1_000_000 + i, 1_000_000 + i))
     prune_dbt_runs(tmp_path, keep=10)
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"run{i:02d}" for i in range(2, 12)]
+
+
+def test_match_results_show_as_metadata(sample_run):
+    _, instance, *_ = sample_run
+    event = instance.get_latest_materialization_event(dg.AssetKey(["matching", "golden_leads"]))
+    metadata = {k: v.value for k, v in event.asset_materialization.metadata.items()}
+    for key in ("pairs_scored", "pairs_merged", "pairs_sent_to_review", "clusters_split_by_chaining_guard",
+                "largest_cluster_before_guard", "leads"):
+        assert key in metadata
+    assert metadata["pairs_merged"] > 0 and metadata["leads"] > 0
+    assert 1 < metadata["largest_cluster_before_guard"] <= 20
+
+
+def test_every_record_is_in_exactly_one_lead_with_an_explanation(sample_run, query):
+    home, *_ = sample_run
+    (records, members, distinct, explained), = query(home, """
+        select (select count(*) from marts.lead_records), count(*), count(distinct record_id),
+               count(*) filter (where match_explanation is not null) from published.lead_members""")
+    assert records == members == distinct == explained

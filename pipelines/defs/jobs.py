@@ -1,11 +1,19 @@
-"""The nightly full cleaning run and its schedule."""
+"""The nightly full cleaning run, its schedule, and the explicit model training job."""
 
 import dagster as dg
 
+TRAINING = dg.AssetSelection.groups("training")
+
 nightly_job = dg.define_asset_job(
     "nightly_job",
-    selection=dg.AssetSelection.all(),
-    description="Full cleaning run: ingest every file, standardise, publish.",
+    selection=dg.AssetSelection.all() - TRAINING,
+    description="Full cleaning run: ingest every file, standardise, match, publish.",
+)
+
+training_job = dg.define_asset_job(
+    "training_job",
+    selection=TRAINING.upstream(),
+    description="Standardise, then retrain the Splink model and rewrite pipelines/config/match_model.json.",
 )
 
 nightly_schedule = dg.ScheduleDefinition(

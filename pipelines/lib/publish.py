@@ -1,4 +1,4 @@
-"""Publish clean lead tables atomically: readers see the old table or the new one, never half of one."""
+"""Publish the lead tables atomically: readers see the previous set or the new one, never a mix."""
 
 from __future__ import annotations
 
@@ -12,15 +12,9 @@ log = logging.getLogger(__name__)
 PUBLISHED_SCHEMA = "published"
 PUBLICATIONS_TABLE = f"{PUBLISHED_SCHEMA}.publications"
 LEADS_CLEAN = f"{PUBLISHED_SCHEMA}.leads_clean"
+LEAD_MEMBERS = f"{PUBLISHED_SCHEMA}.lead_members"
+LEAD_REVIEW_QUEUE = f"{PUBLISHED_SCHEMA}.lead_review_queue"
 LEAD_RECORDS = "marts.lead_records"
-
-# What the CRM sees, in this order. Lists hold every valid value; the scalar is the first.
-LEADS_CLEAN_COLUMNS = (
-    "record_id", "name", "name_pinyin", "mobile", "mobiles", "landline", "landlines", "email", "emails",
-    "wechat", "qq", "douyin", "kuaishou", "company", "company_core", "job_title", "job_title_canonical",
-    "province", "city", "district", "address", "source", "owner", "updated_at",
-    "source_system", "source_file", "source_row", "ingested_at", "extra_attributes",
-)
 
 
 class PublishError(RuntimeError):
@@ -30,17 +24,21 @@ class PublishError(RuntimeError):
 @dataclass(frozen=True)
 class Publication:
     publication_id: int
-    table: str
-    row_count: int
+    row_counts: dict[str, int]
 
 
-def publish_table(
-    conn: duckdb.DuckDBPyConnection, target: str, select_sql: str, expected_rows: int | None = None
+def publish_tables(
+    conn: duckdb.DuckDBPyConnection,
+    tables: dict[str, str],
+    appends: dict[str, str] | None = None,
+    checks: list[tuple[str, str]] | None = None,
+    extra_statements: list[str] | None = None,
 ) -> Publication:
-    """Replace ``target`` with the result of ``select_sql`` in one transaction and log the publication.
+    """Replace each ``tables`` target with its query, append ``appends``, all in one transaction.
 
-    If the query fails, or the row count differs from ``expected_rows``, the transaction is rolled
-    back and the previous table stays exactly as it was.
+    ``checks`` are (description, SQL returning one boolean) run inside the transaction after the
+    tables are built; a false one, or any error, rolls everything back and leaves the previous
+    publication exactly as it was.
     """
     conn.execute(f"create schema if not exists {PUBLISHED_SCHEMA}")
     conn.execute(
@@ -49,28 +47,58 @@ def publish_table(
     )
     conn.execute("begin transaction")
     try:
-        conn.execute(f"create or replace table {target} as {select_sql}")
-        row_count = conn.execute(f"select count(*) from {target}").fetchone()[0]
-        if expected_rows is not None and row_count != expected_rows:
-            raise PublishError(f"{target}: {row_count} rows built where {expected_rows} were expected")
+        for target, select_sql in tables.items():
+            conn.execute(f"create or replace table {target} as {select_sql}")
+        for target, select_sql in (appends or {}).items():
+            conn.execute(f"insert into {target} {select_sql}")
+        for statement in extra_statements or []:
+            conn.execute(statement)
+        for description, check_sql in checks or []:
+            if not conn.execute(check_sql).fetchone()[0]:
+                raise PublishError(f"refused to publish: {description}")
         publication_id = conn.execute(
             f"select coalesce(max(publication_id), 0) + 1 from {PUBLICATIONS_TABLE}"
         ).fetchone()[0]
-        conn.execute(
-            f"insert into {PUBLICATIONS_TABLE} values (?, ?, ?, current_timestamp)",
-            [publication_id, target, row_count],
-        )
+        row_counts = {}
+        for target in tables:
+            row_counts[target] = conn.execute(f"select count(*) from {target}").fetchone()[0]
+            conn.execute(
+                f"insert into {PUBLICATIONS_TABLE} values (?, ?, ?, current_timestamp)",
+                [publication_id, target, row_counts[target]],
+            )
         conn.execute("commit")
     except Exception:
         conn.execute("rollback")
-        log.error("publication of %s failed; the previous publication stays", target)
+        log.error("publication of %s failed; the previous publication stays", ", ".join(tables))
         raise
-    log.info("published %s: %d rows (publication %d)", target, row_count, publication_id)
-    return Publication(publication_id, target, row_count)
+    log.info("published %s (publication %d)", row_counts, publication_id)
+    return Publication(publication_id, row_counts)
 
 
-def publish_leads_clean(conn: duckdb.DuckDBPyConnection) -> Publication:
-    """One row per accepted standardised record (golden leads replace this with matching)."""
-    expected = conn.execute(f"select count(*) from {LEAD_RECORDS}").fetchone()[0]
-    columns = ", ".join(LEADS_CLEAN_COLUMNS)
-    return publish_table(conn, LEADS_CLEAN, f"select {columns} from {LEAD_RECORDS} order by record_id", expected)
+def publish_leads(conn: duckdb.DuckDBPyConnection) -> Publication:
+    """Golden leads, their members and the review queue together; lead events appended to history."""
+    from .leads import GOLDEN_LEADS, LEAD_EVENTS, LEAD_MEMBERS as BUILT_MEMBERS, LEAD_REGISTRY, NEW_EVENTS, REVIEW_QUEUE
+
+    return publish_tables(
+        conn,
+        tables={
+            LEADS_CLEAN: f"select * from {GOLDEN_LEADS} order by lead_id",
+            LEAD_MEMBERS: f"select * from {BUILT_MEMBERS} order by lead_id, record_id",
+            LEAD_REVIEW_QUEUE: f"select * from {REVIEW_QUEUE} order by match_probability desc, review_id",
+        },
+        appends={LEAD_EVENTS: f"select * from {NEW_EVENTS}"},
+        extra_statements=[
+            f"""insert into {LEAD_REGISTRY} select lead_id, current_timestamp, null from {GOLDEN_LEADS}
+                where lead_id not in (select lead_id from {LEAD_REGISTRY})""",
+            f"""update {LEAD_REGISTRY} set merged_into = e.other_lead_id from {NEW_EVENTS} e
+                where e.event_type = 'merged' and {LEAD_REGISTRY}.lead_id = e.lead_id""",
+        ],
+        checks=[
+            ("every accepted record belongs to exactly one lead",
+             f"select (select count(*) from {LEAD_MEMBERS}) = (select count(*) from {LEAD_RECORDS}) "
+             f"and (select count(distinct record_id) from {LEAD_MEMBERS}) = (select count(*) from {LEAD_RECORDS})"),
+            ("every lead has members and every member a lead",
+             f"select (select count(distinct lead_id) from {LEAD_MEMBERS}) = (select count(*) from {LEADS_CLEAN})"),
+            ("lead ids are unique", f"select count(distinct lead_id) = count(*) from {LEADS_CLEAN}"),
+        ],
+    )

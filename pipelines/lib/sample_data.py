@@ -172,7 +172,8 @@ def _record(person: dict, copy: int, rng: random.Random, now: datetime) -> dict:
     place = person["place"]
     keep = lambda p: rng.random() < p  # noqa: E731 - a short local predicate reads better here
     mobile = person["mobiles"][1] if len(person["mobiles"]) > 1 and copy > 0 and keep(0.5) else person["mobiles"][0]
-    mobile_text = _format_mobile(mobile, rng) if keep(0.85 if copy == 0 else 0.75) else None
+    # Lead forms make the mobile mandatory; it goes missing only in imports and hand-typed lists.
+    mobile_text = _format_mobile(mobile, rng) if keep(0.92) else None
     if keep(0.02):
         mobile_text = rng.choice(JUNK_MOBILES)
     elif mobile_text and keep(0.01):

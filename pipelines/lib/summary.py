@@ -8,7 +8,7 @@ import duckdb
 
 from .ingest import REJECTIONS_TABLE, SOURCE_SYSTEMS, raw_table
 from .profiling import relation_exists
-from .publish import LEADS_CLEAN
+from .publish import LEAD_MEMBERS, LEAD_REVIEW_QUEUE, LEADS_CLEAN
 
 
 @dataclass(frozen=True)
@@ -18,15 +18,23 @@ class RunSummary:
     rows_rejected: int
     rows_standardised: int
     field_issues: int
-    rows_published: int
+    records_in_leads: int
+    leads_published: int
+    pairs_in_review: int
+
+    @property
+    def records_merged(self) -> int:
+        """Records that joined another record's lead."""
+        return self.records_in_leads - self.leads_published
 
     @property
     def reconciles(self) -> bool:
-        """Every row read is either standardised or rejected with a reason."""
-        return self.rows_read == self.rows_rejected + self.rows_standardised
+        """Every row read is rejected with a reason or standardised, and every standardised row is in a lead."""
+        return (self.rows_read == self.rows_rejected + self.rows_standardised
+                and self.records_in_leads == self.rows_standardised)
 
     def as_dict(self) -> dict[str, int | bool]:
-        return {**asdict(self), "reconciles": self.reconciles}
+        return {**asdict(self), "records_merged": self.records_merged, "reconciles": self.reconciles}
 
     def render(self) -> str:
         lines = [
@@ -35,7 +43,10 @@ class RunSummary:
             f"rows rejected      {self.rows_rejected:>10,}",
             f"rows standardised  {self.rows_standardised:>10,}",
             f"field issues       {self.field_issues:>10,}  (see marts.lead_field_issues)",
-            f"rows published     {self.rows_published:>10,}  ({LEADS_CLEAN})",
+            f"records in leads   {self.records_in_leads:>10,}  ({LEAD_MEMBERS})",
+            f"records merged     {self.records_merged:>10,}  (joined another record's lead)",
+            f"leads published    {self.leads_published:>10,}  ({LEADS_CLEAN})",
+            f"pairs to review    {self.pairs_in_review:>10,}  ({LEAD_REVIEW_QUEUE})",
             f"reconciles         {'yes' if self.reconciles else 'NO'}",
         ]
         return "\n".join(lines)
@@ -54,5 +65,7 @@ def run_summary(conn: duckdb.DuckDBPyConnection) -> RunSummary:
         rows_rejected=_count(conn, "marts.lead_rejections", "source_row is not null"),
         rows_standardised=_count(conn, "marts.lead_records"),
         field_issues=_count(conn, "marts.lead_field_issues"),
-        rows_published=_count(conn, LEADS_CLEAN),
+        records_in_leads=_count(conn, LEAD_MEMBERS),
+        leads_published=_count(conn, LEADS_CLEAN),
+        pairs_in_review=_count(conn, LEAD_REVIEW_QUEUE),
     )

@@ -17,33 +17,31 @@ division_names as (
 ),
 
 -- Peel up to three division names off the front of the address (longest name first, so 青岛市 then 市南区).
+-- Each regex runs once per distinct place; the rest of the address is cut by the token's length.
 rest0 as (
     select place_key, coalesce(address, '') as rest from places
 ),
 
 token1 as (
-    select place_key, regexp_extract(rest, '{{ division_token_pattern() }}', 1) as t1,
-        ltrim(substr(rest, length(regexp_extract(rest, '{{ division_token_pattern() }}', 1)) + 1)) as rest
-    from rest0
+    select place_key, rest, regexp_extract(rest, '{{ division_token_pattern() }}', 1) as t1 from rest0
 ),
 
 -- "上海市上海市浦东新区": a municipality written as province and city is read once.
-token1_deduped as (
+token1_rest as (
     select place_key, t1,
-        case when t1 <> '' and starts_with(rest, regexp_replace(t1, '(省|市)$', ''))
-             then ltrim(regexp_replace(substr(rest, length(regexp_replace(t1, '(省|市)$', '')) + 1), '^(省|市)', ''))
-             else rest end as rest
+        ltrim(case when t1 <> '' and starts_with(ltrim(substr(rest, length(t1) + 1)), regexp_replace(t1, '(省|市)$', ''))
+                   then regexp_replace(substr(ltrim(substr(rest, length(t1) + 1)), length(regexp_replace(t1, '(省|市)$', '')) + 1), '^(省|市)', '')
+                   else substr(rest, length(t1) + 1) end) as rest
     from token1
 ),
 
 token2 as (
-    select place_key, t1, regexp_extract(rest, '{{ division_token_pattern() }}', 1) as t2,
-        ltrim(substr(rest, length(regexp_extract(rest, '{{ division_token_pattern() }}', 1)) + 1)) as rest
-    from token1_deduped
+    select place_key, t1, rest, regexp_extract(rest, '{{ division_token_pattern() }}', 1) as t2 from token1_rest
 ),
 
 token3 as (
-    select place_key, t1, t2, regexp_extract(rest, '{{ division_token_pattern() }}', 1) as t3 from token2
+    select place_key, t1, t2, regexp_extract(ltrim(substr(rest, length(t2) + 1)), '{{ division_token_pattern() }}', 1) as t3
+    from token2
 ),
 
 address_tokens as (
@@ -66,13 +64,19 @@ ranks_at as (
     group by place_key, pos
 ),
 
+explicit_tokens as (
+    select place_key, 'province' as level, unnest([province, province || '省', province || '市']) as token
+    from places where province is not null
+    union all
+    select place_key, 'city', unnest([city, city || '市']) from places where city is not null
+    union all
+    select place_key, 'district', district from places where district is not null
+),
+
 candidates as (
-    select p.place_key, 'explicit' as origin, d.*
-    from places as p
-    join division_names as d
-        on (d.level = 'province' and d.token in (p.province, p.province || '省', p.province || '市'))
-        or (d.level = 'city' and d.token in (p.city, p.city || '市'))
-        or (d.level = 'district' and d.token = p.district)
+    select e.place_key, 'explicit' as origin, d.*
+    from explicit_tokens as e
+    join division_names as d on d.token = e.token and d.level = e.level
     union all
     -- An address names places from the top down: a token counts only below the one before it, so the
     -- 中山 of "南山区中山路" is a street, not 中山市.

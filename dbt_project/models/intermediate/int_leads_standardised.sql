@@ -60,6 +60,8 @@ standardised as (
         a.city_std as city,
         a.district_std as district,
         r.address,
+        -- The street part ("科技园路12号"): whatever follows the last 省/市/区/县/旗 near the start.
+        nullif(trim(regexp_replace(r.address, '^.{0,13}[省市区县旗]', '')), '') as street_address,
         r.source,
         r.owner,
         r.updated_at,
@@ -71,11 +73,16 @@ standardised as (
     left join {{ ref('int_company_names') }} as co on co.company = r.company
     left join {{ ref('int_job_titles') }} as t on t.job_title = r.job_title
     left join {{ ref('int_lead_addresses') }} as a on a.place_key = r.place_key
+),
+
+-- Pinyin is Python (a UDF), so it runs once per distinct name, not once per row.
+name_keys as (
+    select name, pinyin_key(name) as name_pinyin from (select distinct name from standardised where name is not null)
 )
 
 select
-    *,
-    pinyin_key(name) as name_pinyin,
+    standardised.*,
+    name_keys.name_pinyin,
     case
         when name_original is null and company is null and address is null and job_title is null
              and mobile is null and landline is null and email is null and wechat is null and qq is null
@@ -86,3 +93,4 @@ select
             then '无姓名、公司或有效联系方式 (no name, company or valid contact)'
     end as rejection_reason
 from standardised
+left join name_keys using (name)

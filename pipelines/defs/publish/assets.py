@@ -1,33 +1,42 @@
-"""Publication of clean lead tables for the CRM."""
-
+"""Publication of the lead tables the CRM reads: golden leads, members, review queue, lead history."""
 
 import dagster as dg
 
 from pipelines.defs.resources import DUCKDB_WRITER_POOL, LeadHomeResource
 from pipelines.lib.profiling import profile_relation
-from pipelines.lib.publish import LEADS_CLEAN, publish_leads_clean
+from pipelines.lib.publish import LEAD_MEMBERS, LEAD_REVIEW_QUEUE, LEADS_CLEAN, publish_leads
 from pipelines.lib.summary import run_summary
 
+PUBLISHED = {
+    "leads_clean": "One golden lead per person: surviving values per field, every valid contact kept.",
+    "lead_members": "Every accepted record with its lead_id and why it was merged (the explanation).",
+    "lead_review_queue": "Pairs for a person to decide: the review band, name conflicts, chaining-guard cuts.",
+    "lead_events": "Append-only history of leads created, merged and split.",
+}
 
-@dg.asset(
-    key=["published", "leads_clean"],
-    deps=[dg.AssetKey(["marts", "lead_records"]), dg.AssetKey(["marts", "lead_rejections"])],
-    group_name="publish",
-    kinds={"duckdb"},
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(["published", name], description=text, group_name="publish", kinds={"duckdb"},
+                     deps=[dg.AssetKey(["matching", "golden_leads"]), dg.AssetKey(["marts", "lead_rejections"])])
+        for name, text in PUBLISHED.items()
+    ],
     pool=DUCKDB_WRITER_POOL,
-    description="The clean lead table the CRM reads; replaced atomically, so a failed run leaves the last one.",
 )
-def leads_clean(context: dg.AssetExecutionContext, lead_home: LeadHomeResource) -> dg.MaterializeResult:
-    home = lead_home.lead_home()
-    with home.connect() as conn:
-        publication = publish_leads_clean(conn)
+def published_leads(context: dg.AssetExecutionContext, lead_home: LeadHomeResource):
+    """All four tables in one transaction: a failed run leaves the previous publication."""
+    with lead_home.lead_home().connect() as conn:
+        publication = publish_leads(conn)
         summary = run_summary(conn)
         if not summary.reconciles:
             context.log.warning(f"row counts do not reconcile: {summary.as_dict()}")
-        return dg.MaterializeResult(
-            metadata={
-                **profile_relation(conn, LEADS_CLEAN),
-                "publication_id": publication.publication_id,
-                **{f"summary/{k}": v for k, v in summary.as_dict().items()},
-            }
-        )
+        for name in PUBLISHED:
+            relation = f"published.{name}"
+            metadata = {"publication_id": publication.publication_id}
+            if relation in (LEADS_CLEAN, LEAD_MEMBERS, LEAD_REVIEW_QUEUE):
+                metadata.update(profile_relation(conn, relation))
+            else:
+                metadata["row_count"] = conn.execute(f"select count(*) from {relation}").fetchone()[0]
+            if relation == LEADS_CLEAN:
+                metadata.update({f"summary/{k}": v for k, v in summary.as_dict().items()})
+            yield dg.MaterializeResult(asset_key=["published", name], metadata=metadata)
