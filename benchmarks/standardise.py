@@ -1,4 +1,4 @@
-"""Benchmark: ingest + dbt standardisation + publish on N generated records; prints each stage's figures.
+"""Benchmark: the nightly job's stages (ingest, dbt build with tests, match, publish) on N generated records.
 
     .venv/bin/python benchmarks/standardise.py --records 100000
 
@@ -11,15 +11,15 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from pipelines.lib.dbt_project import DBT_EXECUTABLE, DBT_PROJECT_DIR
+from pipelines.lib.dbt_project import run_dbt
+from pipelines.lib.dedupe import match_records
 from pipelines.lib.home import LeadHome
 from pipelines.lib.ingest import SOURCE_SYSTEMS, ingest_source
-from pipelines.lib.publish import publish_leads_clean
+from pipelines.lib.publish import publish_leads
 from pipelines.lib.sample_data import generate_leads
 from pipelines.lib.summary import run_summary
 
@@ -46,15 +46,15 @@ def main() -> None:
         stages["ingest"] = time.perf_counter() - t
 
         t = time.perf_counter()
-        subprocess.run(
-            [DBT_EXECUTABLE, "build", "--quiet", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
-            check=True, cwd=DBT_PROJECT_DIR, env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
-        )
+        run_dbt(["build"])
         stages["dbt build (standardise + tests)"] = time.perf_counter() - t
 
         t = time.perf_counter()
         with home.connect() as conn:
-            publish_leads_clean(conn)
+            match_records(conn)
+            stages["match"] = time.perf_counter() - t
+            t = time.perf_counter()
+            publish_leads(conn)
             summary = run_summary(conn)
         stages["publish"] = time.perf_counter() - t
 

@@ -107,6 +107,8 @@ def cmd_dedupe(args: argparse.Namespace) -> int:
     print(f"{output.height:,} rows: {stats.leads:,} leads, {stats.records - stats.leads:,} rows merged into another "
           f"row's lead, {rejected:,} rows not usable, {stats.pairs_to_review:,} pairs worth a human look "
           f"({time.perf_counter() - started:.1f} s)")
+    print(f"chaining guard: {stats.clusters_split_by_guard:,} clusters split (largest before the guard "
+          f"{stats.largest_cluster_before_guard:,} records, largest lead {stats.largest_lead:,})")
     return 0
 
 def print_summary(home: LeadHome) -> None:

@@ -67,15 +67,11 @@ def pytest_configure(config):
 
 def run_library(home: LeadHome):
     """The nightly job's steps called as plain library code (faster than Dagster for multi-run tests)."""
-    from pipelines.lib.dedupe import match_records, run_dbt
-    from pipelines.lib.ingest import SOURCE_SYSTEMS, ingest_source
+    from pipelines.lib.dedupe import match_records, standardise_home
     from pipelines.lib.publish import publish_leads
 
     home.export_env()
-    with home.connect() as conn:
-        for system in SOURCE_SYSTEMS:
-            ingest_source(conn, home.root, system)
-    run_dbt(["build", "--exclude-resource-type", "test"])
+    standardise_home(home)
     with home.connect() as conn:
         stats = match_records(conn)
         publish_leads(conn)

@@ -127,3 +127,48 @@ def test_matching_config_is_validated_with_clear_errors(tmp_path):
     bad.write_text("thresholds: {auto_merge: 0.99, review: 0.8}\nchaining_guard: {shared_value_min_people: 3}\n")
     with pytest.raises(ConfigError, match="chaining_guard.max_cluster_size: missing"):
         load_match_config(bad)
+
+
+def test_training_estimates_a_sensible_model_and_records_its_size(tmp_path, monkeypatch):
+    """A real training run on 20,000 generated records, written to a temporary path (not the committed model)."""
+    import json
+
+    import duckdb
+
+    from pipelines.lib.dedupe import standardise_home
+    from pipelines.lib.matching import prepare_match_input, train_model
+    from tests.conftest import use_home
+
+    home = use_home(tmp_path, monkeypatch)
+    generate_leads(20_000, seed=5).drop("person_id").write_parquet(home.warehouse_dir / "leads.parquet")
+    standardise_home(home)
+    model_path = tmp_path / "model.json"
+    with duckdb.connect(str(home.duckdb_path)) as conn:
+        prepare_match_input(conn, "marts.lead_records", load_match_config())
+        train_model(conn, model_path)
+        conn.execute("create or replace table matching.match_input as select * from matching.match_input limit 500")
+        with pytest.raises(ValueError, match="500 records are too few to train"):
+            train_model(conn, tmp_path / "small.json")
+    assert not (tmp_path / "small.json").exists()
+    model = json.loads(model_path.read_text(encoding="utf-8"))
+    levels = {(c["output_column_name"], lvl["label_for_charts"]): lvl
+              for c in model["comparisons"] for lvl in c["comparison_levels"]}
+    shared_mobile = levels[("mobiles", "mobile shared")]
+    assert shared_mobile["m_probability"] > 0.8 and shared_mobile["u_probability"] < 0.001
+    assert levels[("name", "name different")]["m_probability"] < 0.1
+    assert all(lvl.get("m_probability", 1) >= 0.0009 for lvl in levels.values() if not lvl.get("is_null_level"))
+    assert 19_900 < model["leadfactory_training_records"] <= 20_000
+    assert 0 < model["probability_two_random_records_match"] < 0.01
+
+
+def test_a_salesperson_mobile_on_many_customers_glues_nobody(tmp_path):
+    """One number typed for 30 different customers (some nameless, some surname-only) in 3,000 leads."""
+    rows = [{"name": name, "mobile": "13988886666", "city": "广州市"}
+            for name in ["王总", "李总", None, "张伟", "刘洋", None, "陈静", "王总", "杨磊", "赵敏"] * 3]
+    background = generate_leads(3000, seed=12).drop("person_id")
+    source = tmp_path / "leads.parquet"
+    pl.concat([background, pl.DataFrame(rows)], how="diagonal").write_parquet(source)
+    output, stats, _ = dedupe_file(source, tmp_path / "out.csv")
+    placeholder = output.filter(pl.col("source_row") > 3000)
+    assert placeholder["lead_id"].n_unique() >= 25  # at most a same-name pair or two may share a lead
+    assert output.group_by("lead_id").len()["len"].max() <= load_match_config().max_cluster_size

@@ -195,3 +195,9 @@ def test_every_record_is_in_exactly_one_lead_with_an_explanation(sample_run, que
         select (select count(*) from marts.lead_records), count(*), count(distinct record_id),
                count(*) filter (where match_explanation is not null) from published.lead_members""")
     assert records == members == distinct == explained
+
+
+def test_splink_leaves_no_working_tables_behind(sample_run, query):
+    home, *_ = sample_run
+    (leftovers,), = query(home, "select count(*) from information_schema.tables where table_name like '__splink__%'")
+    assert leftovers == 0

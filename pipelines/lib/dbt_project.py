@@ -14,15 +14,18 @@ MANIFEST_PATH = DBT_PROJECT_DIR / "target" / "manifest.json"
 DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt"))
 
 
+def run_dbt(args: list[str]) -> None:
+    """Run a dbt command on the project (against the DuckDB file the environment names)."""
+    subprocess.run(
+        [DBT_EXECUTABLE, *args, "--quiet", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
+        check=True, cwd=DBT_PROJECT_DIR, env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
+    )
+
+
 def parse_dbt_project(force: bool = False) -> Path:
     """Run ``dbt parse`` (no database needed) unless a manifest is there already; return its path."""
     if force or not MANIFEST_PATH.exists():
-        subprocess.run(
-            [DBT_EXECUTABLE, "parse", "--quiet", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
-            check=True,
-            cwd=DBT_PROJECT_DIR,
-            env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
-        )
+        run_dbt(["parse"])
     return MANIFEST_PATH
 
 

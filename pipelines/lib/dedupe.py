@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -14,17 +12,17 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from .dbt_project import DBT_EXECUTABLE, DBT_PROJECT_DIR
+from .dbt_project import run_dbt
 from .home import LeadHome
 from .ingest import SOURCE_SYSTEMS, ingest_source
 from .leads import LEAD_MEMBERS, LeadStats, build_leads
 from .match_config import MatchConfig, load_match_config
 from .matching import prepare_match_input, score_pairs
+from .publish import LEAD_RECORDS
 from .readers import EXCEL_SUFFIXES
 
 log = logging.getLogger(__name__)
 
-LEAD_RECORDS = "marts.lead_records"
 EXCEL_MAX_ROWS = 1_048_575  # one header row
 
 
@@ -44,11 +42,20 @@ def match_records(conn: duckdb.DuckDBPyConnection, config: MatchConfig | None = 
     return stats
 
 
-def run_dbt(args: list[str]) -> None:
-    subprocess.run(
-        [DBT_EXECUTABLE, *args, "--quiet", "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)],
-        check=True, cwd=DBT_PROJECT_DIR, env={**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false"},
-    )
+def standardise_home(home: LeadHome, on_stage: Callable[[str, float], None] | None = None) -> None:
+    """Ingest every file of the (exported) home and run the dbt rules, without the library's data tests."""
+    t = time.perf_counter()
+    with home.connect() as conn:
+        for system in SOURCE_SYSTEMS:
+            result = ingest_source(conn, home.root, system)
+            if result.rejected_files:
+                raise ValueError(result.rejected_files[0][1])
+    if on_stage:
+        on_stage("read file", time.perf_counter() - t)
+    t = time.perf_counter()
+    run_dbt(["build", "--exclude-resource-type", "test"])
+    if on_stage:
+        on_stage("standardise (dbt)", time.perf_counter() - t)
 
 
 OUTPUT_COLUMNS = (
@@ -73,25 +80,12 @@ def dedupe_file(input_path: Path, output_path: Path, config: MatchConfig | None 
         if progress:
             progress(name, seconds)
 
-    previous_env = {k: os.environ.get(k) for k in ("LEADFACTORY_HOME", "LEADFACTORY_DUCKDB_PATH")}
     with tempfile.TemporaryDirectory(prefix="leadfactory-dedupe-") as tmp:
-        home = LeadHome.from_env(tmp)
+        home = LeadHome.from_env(tmp).ensure()
         folder = home.inbox_dir if input_path.suffix.lower() in EXCEL_SUFFIXES else home.warehouse_dir
-        folder.mkdir(parents=True)
-        (home.inbox_dir if folder == home.warehouse_dir else home.warehouse_dir).mkdir(parents=True)
         shutil.copy(input_path, folder / input_path.name)
-        home.export_env()
-        try:
-            t = time.perf_counter()
-            with home.connect() as conn:
-                for system in SOURCE_SYSTEMS:
-                    result = ingest_source(conn, home.root, system)
-                    if result.rejected_files:
-                        raise ValueError(result.rejected_files[0][1])
-            stage("read file", time.perf_counter() - t)
-            t = time.perf_counter()
-            run_dbt(["build", "--exclude-resource-type", "test"])  # the rules, without the library's data tests
-            stage("standardise (dbt)", time.perf_counter() - t)
+        with home.activated():
+            standardise_home(home, stage)
             with home.connect() as conn:
                 stats = match_records(conn, config, stage)
                 t = time.perf_counter()
@@ -107,12 +101,6 @@ def dedupe_file(input_path: Path, output_path: Path, config: MatchConfig | None 
                     from marts.lead_rejections where source_row is not null
                     order by source_row
                 """).pl()
-        finally:
-            for key, value in previous_env.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
     output_path.parent.mkdir(parents=True, exist_ok=True)
     if output_path.suffix.lower() == ".csv":
         output.write_csv(output_path, include_bom=True)  # the BOM lets Excel open Chinese text correctly

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +64,20 @@ class LeadHome:
         os.environ[DUCKDB_PATH_ENV] = str(self.duckdb_path)
         if not os.environ.get("DAGSTER_HOME"):  # an explicit instance (e.g. PostgreSQL storage) wins
             os.environ["DAGSTER_HOME"] = str(self.dagster_home)
+
+    @contextmanager
+    def activated(self) -> Iterator["LeadHome"]:
+        """Export this home for the duration (a temporary home for one file), then restore the environment."""
+        saved = {key: os.environ.get(key) for key in (HOME_ENV, DUCKDB_PATH_ENV)}
+        self.export_env()
+        try:
+            yield self
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
 
     def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         self.root.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,8 @@ import numpy as np
 from .clustering import cluster
 from .match_config import MatchConfig
 from .matching import SCHEMA, SCORED_PAIRS
+from .profiling import relation_exists
+from .publish import LEAD_MEMBERS as PUBLISHED_MEMBERS
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +28,6 @@ DECISIONS = f"{SCHEMA}.decisions"
 DECISION_RECORDS = f"{SCHEMA}.decision_records"
 LEAD_REGISTRY = f"{SCHEMA}.lead_registry"
 LEAD_EVENTS = "published.lead_events"
-PUBLISHED_MEMBERS = "published.lead_members"
 # Built here, published together by publish_leads().
 GOLDEN_LEADS = f"{SCHEMA}.golden_leads"
 LEAD_MEMBERS = f"{SCHEMA}.lead_members"
@@ -90,12 +91,6 @@ def record_decision(conn: duckdb.DuckDBPyConnection, lead_a: str, lead_b: str, d
     return decision_id
 
 
-def _relation_exists(conn: duckdb.DuckDBPyConnection, relation: str) -> bool:
-    schema, table = relation.split(".")
-    return bool(conn.execute("select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
-                             [schema, table]).fetchone()[0])
-
-
 def new_lead_id(seed: str, salt: int = 0) -> str:
     return "L" + hashlib.md5(f"{seed}:{salt}".encode()).hexdigest()[:12].upper()
 
@@ -105,7 +100,7 @@ def build_leads(conn: duckdb.DuckDBPyConnection, records: str, config: MatchConf
     ensure_matching_tables(conn)
     conn.execute(f"create or replace temp table nodes as select record_id, (row_number() over (order by record_id) - 1)::integer as node from {records}")
     n_nodes = conn.execute("select count(*) from nodes").fetchone()[0]
-    has_previous = _relation_exists(conn, PUBLISHED_MEMBERS)
+    has_previous = relation_exists(conn, PUBLISHED_MEMBERS)
 
     # Human decisions, by record, for the records present now.
     conn.execute(f"""
@@ -257,6 +252,15 @@ def _members(conn: duckdb.DuckDBPyConnection) -> None:
             union all
             select e.record_id_r, e.record_id_l, e.match_probability, e.explanation, e.verdict
             from candidate_edges e where e.verdict in ('merge', 'same')
+            union all
+            -- a person's "same" also links records the model never compared
+            select a.record_id, b.record_id, 1.0, null, 'same'
+            from decision_pairs d join nodes a on a.node = d.node_a join nodes b on b.node = d.node_b
+            where d.decision = 'same'
+            union all
+            select b.record_id, a.record_id, 1.0, null, 'same'
+            from decision_pairs d join nodes a on a.node = d.node_a join nodes b on b.node = d.node_b
+            where d.decision = 'same'
         ),
         best as (
             select l.* from links l
@@ -394,6 +398,9 @@ def _review_queue(conn: duckdb.DuckDBPyConnection) -> None:
         join marts.lead_records rl on rl.record_id = f.record_id_l
         join marts.lead_records rr on rr.record_id = f.record_id_r
         where a.lead_id <> b.lead_id  -- already in one lead through other links: nothing to decide
+          and not exists (  -- a person has already decided on these two leads
+              select 1 from {DECISIONS} d
+              where (d.lead_a = a.lead_id and d.lead_b = b.lead_id) or (d.lead_a = b.lead_id and d.lead_b = a.lead_id))
         qualify row_number() over (partition by least(a.lead_id, b.lead_id), greatest(a.lead_id, b.lead_id)
                                    order by f.match_probability desc) = 1
     """)

@@ -28,6 +28,10 @@ SCORED_PAIRS = f"{SCHEMA}.scored_pairs"
 CONTACT_LISTS = ("mobiles", "emails", "wechats", "qqs")
 TF_COMPARISONS = ("name", "company_core", "street_address")  # term-frequency adjusted: common values count less
 TF_MIN_RECORDS = 2000  # below this, value frequencies are too noisy to adjust weights by
+TRAINING_RECORDS_KEY = "leadfactory_training_records"  # kept in the model file, not a Splink setting
+MAX_PRIOR = 0.01  # a tiny file is not mostly duplicates of itself
+# EM needs enough pairs at every level; on small data Splink's EM can drive an m to exactly 0 and fail.
+MIN_TRAINING_RECORDS = 10_000
 
 
 def prepare_match_input(conn: duckdb.DuckDBPyConnection, records: str, config: MatchConfig) -> dict[str, int]:
@@ -174,6 +178,10 @@ def _linker(conn: duckdb.DuckDBPyConnection, settings: dict[str, Any] | str) -> 
 
 def train_model(conn: duckdb.DuckDBPyConnection, model_path: Path, seed: int = 1) -> dict[str, Any]:
     """Estimate the model unsupervised (random sampling for u, EM for m) and save it as JSON."""
+    records = conn.execute(f"select count(*) from {MATCH_INPUT}").fetchone()[0]
+    if records < MIN_TRAINING_RECORDS:
+        raise ValueError(f"{records:,} records are too few to train a matching model (at least "
+                         f"{MIN_TRAINING_RECORDS:,}); the current model in {model_path} is left as it is")
     linker = _linker(conn, splink_settings())
     training = linker.training
     training.estimate_probability_two_random_records_match(
@@ -185,6 +193,9 @@ def train_model(conn: duckdb.DuckDBPyConnection, model_path: Path, seed: int = 1
     training.estimate_parameters_using_expectation_maximisation(block_on("first_mobile"))
     training.estimate_parameters_using_expectation_maximisation(block_on("name_pinyin", "company_core"))
     model = floor_probabilities(linker.misc.save_model_to_json(overwrite=True))
+    linker.table_management.delete_tables_created_by_splink_from_db()
+    # The prior is a property of the training data's size; score_pairs rescales it to the data at hand.
+    model[TRAINING_RECORDS_KEY] = records
     model_path.parent.mkdir(parents=True, exist_ok=True)
     model_path.write_text(json.dumps(model, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return model
@@ -225,6 +236,7 @@ def score_pairs(conn: duckdb.DuckDBPyConnection, model_path: Path, review_thresh
     """Score candidate pairs with the trained model into ``matching.scored_pairs``; return the number kept."""
     model = json.loads(Path(model_path).read_text(encoding="utf-8"))
     records = conn.execute(f"select count(*) from {MATCH_INPUT}").fetchone()[0]
+    model["probability_two_random_records_match"] = prior_for(model, records)
     use_tf = records >= TF_MIN_RECORDS
     if not use_tf:
         # In a small file every repeated value looks common (张伟 is 50% of a two-row file), so term
@@ -257,8 +269,24 @@ def score_pairs(conn: duckdb.DuckDBPyConnection, model_path: Path, review_thresh
             concat_ws('; ', {', '.join(explain_parts)}) as explanation
         from {predictions.physical_name}
     """)
-    predictions.drop_table_from_database_and_remove_from_cache()
+    # Splink's working tables (term frequencies, predictions) would otherwise pile up in the file every run.
+    linker.table_management.delete_tables_created_by_splink_from_db()
     return conn.execute(f"select count(*) from {SCORED_PAIRS}").fetchone()[0]
+
+
+def prior_for(model: dict[str, Any], records: int) -> float:
+    """The probability that two random records match, for ``records`` records.
+
+    Each person has a handful of records whatever the size of the library, so matching pairs grow
+    like N while all pairs grow like N^2: the prior falls as 1/N. A prior trained on 50k records and
+    used unchanged on 1M would be 20 times too generous, and two different 陈明 at two companies
+    that happen to share a core name would be merged.
+    """
+    trained = model.pop(TRAINING_RECORDS_KEY, None)
+    prior = float(model["probability_two_random_records_match"])
+    if not trained or records <= 1:
+        return prior
+    return min(prior * trained / records, MAX_PRIOR)
 
 
 def _level_labels(model: dict[str, Any]) -> dict[str, dict[int, str]]:

@@ -77,7 +77,8 @@ def publish_tables(
 
 def publish_leads(conn: duckdb.DuckDBPyConnection) -> Publication:
     """Golden leads, their members and the review queue together; lead events appended to history."""
-    from .leads import GOLDEN_LEADS, LEAD_EVENTS, LEAD_MEMBERS as BUILT_MEMBERS, LEAD_REGISTRY, NEW_EVENTS, REVIEW_QUEUE
+    from .leads import GOLDEN_LEADS, LEAD_EVENTS, LEAD_REGISTRY, NEW_EVENTS, REVIEW_QUEUE  # leads imports this module
+    from .leads import LEAD_MEMBERS as BUILT_MEMBERS
 
     return publish_tables(
         conn,

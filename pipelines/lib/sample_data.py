@@ -4,7 +4,7 @@ Each generated person appears as one or more records; ``person_id`` is the truth
 against. The noise is the kind real lead files carry: common names (many 张伟), homophone typos
 (张伟/章伟), honorifics (王总), every mobile format, full-width digits, Excel floats, company name
 variants, company switchboards shared by colleagues, family e-mails shared by two people, junk
-placeholders and missing fields.
+placeholders, salespeople's own mobiles typed in for customers, and missing fields.
 """
 
 from __future__ import annotations
@@ -167,7 +167,7 @@ def _name_variant(name: str, rng: random.Random) -> str:
     return name
 
 
-def _record(person: dict, copy: int, rng: random.Random, now: datetime) -> dict:
+def _record(person: dict, copy: int, rng: random.Random, now: datetime, rep_mobiles: list[str]) -> dict:
     company = person["company"]
     place = person["place"]
     keep = lambda p: rng.random() < p  # noqa: E731 - a short local predicate reads better here
@@ -176,6 +176,9 @@ def _record(person: dict, copy: int, rng: random.Random, now: datetime) -> dict:
     mobile_text = _format_mobile(mobile, rng) if keep(0.92) else None
     if keep(0.02):
         mobile_text = rng.choice(JUNK_MOBILES)
+    elif keep(0.005):
+        # A salesperson's own mobile typed in for a customer who gave none: one number, many people.
+        mobile_text = rng.choice(rep_mobiles)
     elif mobile_text and keep(0.01):
         mobile_text = mobile_text[:-1]  # a digit lost in typing
     email = person["email"] if keep(0.6) else None
@@ -224,12 +227,13 @@ def generate_leads(records: int, seed: int = 20261122) -> pl.DataFrame:
     now = datetime(2026, 11, 1)
     companies = [_company(rng, rng.choice(PLACES)) for _ in range(max(records // 12, 5))]
     family_emails: list[str] = []
+    rep_mobiles = [_mobile(rng) for _ in range(max(3, records // 20_000))]
     rows: list[dict] = []
     pid = 0
     while len(rows) < records:
         person = _person(pid, rng, companies, family_emails)
         for copy in range(min(rng.choice(COPIES), records - len(rows))):
-            rows.append(_record(person, copy, rng, now))
+            rows.append(_record(person, copy, rng, now, rep_mobiles))
         pid += 1
     rng.shuffle(rows)
     return pl.DataFrame(rows, schema={"person_id": pl.Int64, **{c: pl.Utf8 for c in CANONICAL_COLUMNS}})

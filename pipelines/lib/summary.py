@@ -8,7 +8,7 @@ import duckdb
 
 from .ingest import REJECTIONS_TABLE, SOURCE_SYSTEMS, raw_table
 from .profiling import relation_exists
-from .publish import LEAD_MEMBERS, LEAD_REVIEW_QUEUE, LEADS_CLEAN
+from .publish import LEAD_MEMBERS, LEAD_RECORDS, LEAD_REVIEW_QUEUE, LEADS_CLEAN
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def run_summary(conn: duckdb.DuckDBPyConnection) -> RunSummary:
         rows_read=sum(_count(conn, raw_table(s)) for s in SOURCE_SYSTEMS),
         files_rejected=_count(conn, REJECTIONS_TABLE),
         rows_rejected=_count(conn, "marts.lead_rejections", "source_row is not null"),
-        rows_standardised=_count(conn, "marts.lead_records"),
+        rows_standardised=_count(conn, LEAD_RECORDS),
         field_issues=_count(conn, "marts.lead_field_issues"),
         records_in_leads=_count(conn, LEAD_MEMBERS),
         leads_published=_count(conn, LEADS_CLEAN),

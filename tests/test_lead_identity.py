@@ -1,0 +1,120 @@
+"""Stable lead ids across runs, merges and splits recorded as events, and human decisions that stick."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from pipelines.lib.leads import record_decision
+from tests.conftest import leads_of, run_library, use_home, write_csv
+
+P = "warehouse/people.csv#"
+
+
+def person(name, mobile=None, email=None, company=None, city=None):
+    return {"姓名": name, "手机": mobile, "邮箱": email, "公司": company, "城市": city}
+
+
+BASE = [
+    person("张伟", "13812345601", "zw@qq.com", "北京字节跳动科技有限公司", "北京"),  # 1
+    person("张伟", "138 1234 5601", None, "字节跳动", "北京"),  # 2: same person
+    person("李娜", "13900000002", None, None, "深圳"),  # 3
+    person("李娜", "13600000006", "lina2@163.com", None, "深圳"),  # 4: same name, nothing shared with 3
+    person("王芳", "13700000003", "wf@126.com", "腾讯", "深圳"),  # 5
+    person("王芳", "13511112222", "other@126.com", "华为", "上海"),  # 6: nothing shared with 5
+]
+
+
+def events(home):
+    with duckdb.connect(str(home.duckdb_path), read_only=True) as conn:
+        return conn.execute("select event_type, lead_id, other_lead_id from published.lead_events "
+                            "where event_type <> 'created' order by event_at, event_type").fetchall()
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    home = use_home(tmp_path, monkeypatch)
+    write_csv(home.warehouse_dir / "people.csv", BASE)
+    run_library(home)
+    return home
+
+
+def test_same_input_same_ids(home):
+    first = leads_of(home)
+    assert first[P + "1"] == first[P + "2"]
+    assert len({first[P + str(i)] for i in range(1, 7)}) == 5
+    run_library(home)
+    assert leads_of(home) == first
+
+
+def test_a_new_record_joins_the_existing_lead_and_keeps_its_id(home):
+    before = leads_of(home)
+    write_csv(home.inbox_dir / "new.csv", [person("张伟", None, "zw@qq.com", None, "北京")])
+    run_library(home)
+    after = leads_of(home)
+    assert after["inbox/new.csv#1"] == before[P + "1"]
+    assert {k: v for k, v in after.items() if k.startswith(P)} == before
+
+
+def test_merge_keeps_a_deterministic_survivor_and_records_the_other(home):
+    before = leads_of(home)
+    a, b = before[P + "3"], before[P + "4"]
+    assert a != b
+    write_csv(home.inbox_dir / "bridge.csv", [person("李娜", "13900000002", "lina2@163.com", None, "深圳")])
+    run_library(home)
+    after = leads_of(home)
+    survivor = min(a, b)  # one record each: the tie goes to the smaller id
+    assert after[P + "3"] == after[P + "4"] == after["inbox/bridge.csv#1"] == survivor
+    assert ("merged", max(a, b), survivor) in events(home)
+
+
+def test_split_leaves_the_id_with_the_larger_part(home):
+    write_csv(home.inbox_dir / "bridge.csv", [person("李娜", "13900000002", "lina2@163.com", None, "深圳"),
+                                              person("李娜", "13900000002", None, None, "深圳")])
+    run_library(home)
+    merged = leads_of(home)
+    lead = merged[P + "3"]
+    assert merged[P + "4"] == lead
+    # the bridge goes, but its second record (same mobile as record 3) stays: {3, bridge#2} vs {4}
+    write_csv(home.inbox_dir / "bridge.csv", [person("李娜", "13900000002", None, None, "深圳")])
+    run_library(home)
+    split = leads_of(home)
+    assert split[P + "3"] == lead  # the larger part keeps the id
+    assert split[P + "4"] != lead
+    assert ("split", lead, split[P + "4"]) in events(home)
+
+
+def test_different_is_never_merged_again(home):
+    before = leads_of(home)
+    a, b = before[P + "3"], before[P + "4"]
+    with home.connect() as conn:
+        record_decision(conn, a, b, "different", decided_by="test")
+    write_csv(home.inbox_dir / "bridge.csv", [person("李娜", "13900000002", "lina2@163.com", None, "深圳")])
+    for _ in range(2):  # and still not on the run after
+        run_library(home)
+        after = leads_of(home)
+        assert after[P + "3"] == a and after[P + "4"] == b
+    with duckdb.connect(str(home.duckdb_path), read_only=True) as conn:
+        offered = conn.execute("select count(*) from published.lead_review_queue where "
+                               "(lead_id_l = ? and lead_id_r = ?) or (lead_id_l = ? and lead_id_r = ?)", [a, b, b, a]).fetchone()[0]
+    assert offered == 0, "a pair a person has decided is not offered for review again"
+
+
+def test_same_is_always_merged(home):
+    before = leads_of(home)
+    c, d = before[P + "5"], before[P + "6"]
+    with home.connect() as conn:
+        record_decision(conn, c, d, "same", decided_by="test")
+    run_library(home)
+    after = leads_of(home)
+    assert after[P + "5"] == after[P + "6"] == min(c, d)
+    with duckdb.connect(str(home.duckdb_path), read_only=True) as conn:
+        explanation = conn.execute("select match_explanation from published.lead_members where source_row = 6 "
+                                   "and source_file = 'warehouse/people.csv'").fetchone()[0]
+    assert "a person decided: same" in explanation
+
+
+def test_decisions_name_existing_leads(home):
+    existing = leads_of(home)[P + "1"]
+    with home.connect() as conn, pytest.raises(ValueError, match="is not in published.lead_members"):
+        record_decision(conn, "LNOTALEAD", existing, "same")
