@@ -10,7 +10,9 @@ export DAGSTER_DISABLE_TELEMETRY := 1
 .PHONY: venv prepare samples demo test dev lock clean-home
 
 # The environment is rebuilt whenever the lock changes; uv installs exactly what the lock says.
-$(VENV)/.installed: requirements.lock pyproject.toml
+$(VENV)/.installed: requirements.lock pyproject.toml pipelines/config/datadocs/package-lock.json
+	# Data Docs' CSS/JS from the npm registry (GX links them from CDNs; the run has no network).
+	npm ci --prefix pipelines/config/datadocs --no-audit --no-fund --ignore-scripts --loglevel=error
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	$(BIN)/uv pip sync --quiet --python $(BIN)/python requirements.lock

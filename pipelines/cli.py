@@ -121,6 +121,21 @@ def print_summary(home: LeadHome) -> None:
         print(run_summary(conn).render())
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from pipelines.lib.quality import write_quality_report
+
+    home = _home(args)
+    if not home.duckdb_path.exists():
+        print("nothing has run on this home yet", file=sys.stderr)
+        return 2
+    with home.connect(read_only=True) as conn:
+        target, figures = write_quality_report(conn, home.root)
+    for key, value in figures.items():
+        print(f"{key:<34} {value}")
+    print(f"report written to {target}")
+    return 0
+
+
 def cmd_summary(args: argparse.Namespace) -> int:
     print_summary(_home(args))
     return 0
@@ -173,6 +188,12 @@ def build_parser() -> argparse.ArgumentParser:
     decide.add_argument("decision", choices=["same", "different"])
     decide.add_argument("--by", default="cli", help="who decided (kept with the decision)")
     decide.set_defaults(func=cmd_decide)
+
+    report = sub.add_parser("report", help="print the quality figures of the last run and write them as an Excel workbook",
+                            description="Contactable %, duplicate rate, per-field completeness and validity, review "
+                                        "queue size and source freshness, plus the unreachable leads and the review "
+                                        "queue, into <home>/reports/quality_<time>.xlsx.")
+    report.set_defaults(func=cmd_report)
 
     summary = sub.add_parser("summary", help="print the summary of the last run on the home",
                              description="Row counts of the last run: read, rejected, standardised, published.")

@@ -118,3 +118,20 @@ def test_decisions_name_existing_leads(home):
     existing = leads_of(home)[P + "1"]
     with home.connect() as conn, pytest.raises(ValueError, match="is not in published.lead_members"):
         record_decision(conn, "LNOTALEAD", existing, "same")
+
+
+def test_an_unreachable_lead_is_quarantined_with_the_reason_and_comes_back_when_repaired(home):
+    write_csv(home.inbox_dir / "fix_me.csv", [person("孙悟空", "1380013", None, "花果山贸易有限公司", "苏州")])
+    run_library(home)
+    lead = leads_of(home)["inbox/fix_me.csv#1"]
+    with duckdb.connect(str(home.duckdb_path), read_only=True) as conn:
+        reason, rows = conn.execute("select reason, rows_to_fix from published.leads_unreachable where lead_id = ?",
+                                    [lead]).fetchone()
+        published = conn.execute("select count(*) from published.leads_clean where lead_id = ?", [lead]).fetchone()[0]
+    assert "mobile invalid" in reason and rows == ["inbox/fix_me.csv#1"] and published == 0
+    write_csv(home.inbox_dir / "fix_me.csv", [person("孙悟空", "13800139999", None, "花果山贸易有限公司", "苏州")])
+    run_library(home)
+    assert leads_of(home)["inbox/fix_me.csv#1"] == lead
+    with duckdb.connect(str(home.duckdb_path), read_only=True) as conn:
+        assert conn.execute("select mobile from published.leads_clean where lead_id = ?", [lead]).fetchone() == ("+8613800139999",)
+        assert conn.execute("select count(*) from published.leads_unreachable where lead_id = ?", [lead]).fetchone()[0] == 0

@@ -33,6 +33,7 @@ GOLDEN_LEADS = f"{SCHEMA}.golden_leads"
 LEAD_MEMBERS = f"{SCHEMA}.lead_members"
 REVIEW_QUEUE = f"{SCHEMA}.lead_review_queue"
 NEW_EVENTS = f"{SCHEMA}.new_lead_events"
+UNREACHABLE = f"{SCHEMA}.leads_unreachable"
 
 
 @dataclass
@@ -155,6 +156,7 @@ def build_leads(conn: duckdb.DuckDBPyConnection, records: str, config: MatchConf
     assign_lead_ids(conn, has_previous)
     _members(conn)
     _golden(conn, config)
+    _unreachable(conn)
     _review_queue(conn)
     stats = conn.execute(f"""
         select
@@ -368,6 +370,41 @@ def _golden(conn: duckdb.DuckDBPyConnection, config: MatchConfig) -> None:
             f.record_count, f.source_systems, f.first_ingested_at
         from fields f
         left join contact_lists c using (lead_id)
+    """)
+
+
+def _unreachable(conn: duckdb.DuckDBPyConnection) -> None:
+    """Leads with no valid mobile, e-mail, WeChat or QQ, with why, so a specialist can repair the source
+    rows; a repaired row makes the lead reachable on the next run."""
+    from .publish import REACHABLE
+
+    conn.execute(f"""
+        create or replace table {UNREACHABLE} as
+        with issues as (
+            select m.lead_id, i.field, i.status, i.source_file, i.source_row
+            from {LEAD_MEMBERS} m
+            join marts.lead_field_issues i on i.source_file = m.source_file and i.source_row = m.source_row
+            where i.field in ('mobile', 'landline', 'email', 'wechat', 'qq')
+        ),
+        reasons as (
+            select lead_id,
+                   list(distinct case field
+                        when 'mobile' then '手机号无效 (mobile invalid)'
+                        when 'landline' then '座机无效 (landline invalid)'
+                        when 'email' then '邮箱无效 (e-mail invalid)'
+                        when 'wechat' then '微信号无效 (WeChat id invalid)'
+                        when 'qq' then 'QQ号无效 (QQ invalid)' end) as reasons,
+                   list(distinct source_file || '#' || source_row) as rows_to_fix
+            from issues group by lead_id
+        )
+        select g.*,
+               coalesce(array_to_string(list_sort(r.reasons), '; '),
+                        case when len(g.landlines) > 0 then '只有座机 (only a landline: no mobile, e-mail, WeChat or QQ)'
+                             else '无任何联系方式 (no contact at all)' end) as reason,
+               coalesce(r.rows_to_fix, []) as rows_to_fix
+        from {GOLDEN_LEADS} g
+        left join reasons r using (lead_id)
+        where not {REACHABLE}
     """)
 
 

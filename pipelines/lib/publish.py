@@ -14,6 +14,9 @@ PUBLICATIONS_TABLE = f"{PUBLISHED_SCHEMA}.publications"
 LEADS_CLEAN = f"{PUBLISHED_SCHEMA}.leads_clean"
 LEAD_MEMBERS = f"{PUBLISHED_SCHEMA}.lead_members"
 LEAD_REVIEW_QUEUE = f"{PUBLISHED_SCHEMA}.lead_review_queue"
+LEADS_UNREACHABLE = f"{PUBLISHED_SCHEMA}.leads_unreachable"
+# A lead is reachable through any valid one of these; the rest of its fields cannot make up for none.
+REACHABLE = "(mobile is not null or email is not null or wechat is not null or qq is not null)"
 LEAD_RECORDS = "marts.lead_records"
 
 
@@ -76,14 +79,15 @@ def publish_tables(
 
 
 def publish_leads(conn: duckdb.DuckDBPyConnection) -> Publication:
-    """Golden leads, their members and the review queue together; lead events appended to history."""
-    from .leads import GOLDEN_LEADS, LEAD_EVENTS, LEAD_REGISTRY, NEW_EVENTS, REVIEW_QUEUE  # leads imports this module
+    """Reachable golden leads, the unreachable ones, members and the review queue together; events appended."""
+    from .leads import GOLDEN_LEADS, LEAD_EVENTS, LEAD_REGISTRY, NEW_EVENTS, REVIEW_QUEUE, UNREACHABLE  # leads imports this module
     from .leads import LEAD_MEMBERS as BUILT_MEMBERS
 
     return publish_tables(
         conn,
         tables={
-            LEADS_CLEAN: f"select * from {GOLDEN_LEADS} order by lead_id",
+            LEADS_CLEAN: f"select * from {GOLDEN_LEADS} where {REACHABLE} order by lead_id",
+            LEADS_UNREACHABLE: f"select * from {UNREACHABLE} order by lead_id",
             LEAD_MEMBERS: f"select * from {BUILT_MEMBERS} order by lead_id, record_id",
             LEAD_REVIEW_QUEUE: f"select * from {REVIEW_QUEUE} order by match_probability desc, review_id",
         },
@@ -98,8 +102,10 @@ def publish_leads(conn: duckdb.DuckDBPyConnection) -> Publication:
             ("every accepted record belongs to exactly one lead",
              f"select (select count(*) from {LEAD_MEMBERS}) = (select count(*) from {LEAD_RECORDS}) "
              f"and (select count(distinct record_id) from {LEAD_MEMBERS}) = (select count(*) from {LEAD_RECORDS})"),
-            ("every lead has members and every member a lead",
-             f"select (select count(distinct lead_id) from {LEAD_MEMBERS}) = (select count(*) from {LEADS_CLEAN})"),
+            ("every lead has members and is published as reachable or quarantined as unreachable",
+             f"select (select count(distinct lead_id) from {LEAD_MEMBERS}) = "
+             f"(select count(*) from {LEADS_CLEAN}) + (select count(*) from {LEADS_UNREACHABLE})"),
             ("lead ids are unique", f"select count(distinct lead_id) = count(*) from {LEADS_CLEAN}"),
+            ("every published lead can be contacted", f"select count(*) filter (where not {REACHABLE}) = 0 from {LEADS_CLEAN}"),
         ],
     )

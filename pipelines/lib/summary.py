@@ -8,7 +8,7 @@ import duckdb
 
 from .ingest import REJECTIONS_TABLE, SOURCE_SYSTEMS, raw_table
 from .profiling import relation_exists
-from .publish import LEAD_MEMBERS, LEAD_RECORDS, LEAD_REVIEW_QUEUE, LEADS_CLEAN
+from .publish import LEAD_MEMBERS, LEAD_RECORDS, LEAD_REVIEW_QUEUE, LEADS_CLEAN, LEADS_UNREACHABLE
 
 
 @dataclass(frozen=True)
@@ -20,12 +20,13 @@ class RunSummary:
     field_issues: int
     records_in_leads: int
     leads_published: int
+    leads_unreachable: int
     pairs_in_review: int
 
     @property
     def records_merged(self) -> int:
         """Records that joined another record's lead."""
-        return self.records_in_leads - self.leads_published
+        return self.records_in_leads - self.leads_published - self.leads_unreachable
 
     @property
     def reconciles(self) -> bool:
@@ -46,6 +47,7 @@ class RunSummary:
             f"records in leads   {self.records_in_leads:>10,}  ({LEAD_MEMBERS})",
             f"records merged     {self.records_merged:>10,}  (joined another record's lead)",
             f"leads published    {self.leads_published:>10,}  ({LEADS_CLEAN})",
+            f"leads unreachable  {self.leads_unreachable:>10,}  ({LEADS_UNREACHABLE}: quarantined, with the reason)",
             f"pairs to review    {self.pairs_in_review:>10,}  ({LEAD_REVIEW_QUEUE})",
             f"reconciles         {'yes' if self.reconciles else 'NO'}",
         ]
@@ -67,5 +69,6 @@ def run_summary(conn: duckdb.DuckDBPyConnection) -> RunSummary:
         field_issues=_count(conn, "marts.lead_field_issues"),
         records_in_leads=_count(conn, LEAD_MEMBERS),
         leads_published=_count(conn, LEADS_CLEAN),
+        leads_unreachable=_count(conn, LEADS_UNREACHABLE),
         pairs_in_review=_count(conn, LEAD_REVIEW_QUEUE),
     )

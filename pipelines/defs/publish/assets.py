@@ -4,11 +4,13 @@ import dagster as dg
 
 from pipelines.defs.resources import DUCKDB_WRITER_POOL, LeadHomeResource
 from pipelines.lib.profiling import profile_relation
-from pipelines.lib.publish import LEAD_MEMBERS, LEAD_REVIEW_QUEUE, LEADS_CLEAN, publish_leads
+from pipelines.lib.quality import write_quality_report
+from pipelines.lib.publish import LEAD_MEMBERS, LEAD_REVIEW_QUEUE, LEADS_CLEAN, LEADS_UNREACHABLE, publish_leads
 from pipelines.lib.summary import run_summary
 
 PUBLISHED = {
     "leads_clean": "One golden lead per person: surviving values per field, every valid contact kept.",
+    "leads_unreachable": "Leads with no valid mobile, e-mail, WeChat or QQ: quarantined with the reason and rows to fix.",
     "lead_members": "Every accepted record with its lead_id and why it was merged (the explanation).",
     "lead_review_queue": "Pairs for a person to decide: the review band, name conflicts, chaining-guard cuts.",
     "lead_events": "Append-only history of leads created, merged and split.",
@@ -25,18 +27,24 @@ PUBLISHED = {
 )
 def published_leads(context: dg.AssetExecutionContext, lead_home: LeadHomeResource):
     """All four tables in one transaction: a failed run leaves the previous publication."""
-    with lead_home.lead_home().connect() as conn:
+    home = lead_home.lead_home()
+    with home.connect() as conn:
         publication = publish_leads(conn)
+        # Numeric metadata on every run: Dagster plots these over time (contactable %, duplicate rate ...).
+        report, quality = write_quality_report(conn, home.root)
         summary = run_summary(conn)
         if not summary.reconciles:
             context.log.warning(f"row counts do not reconcile: {summary.as_dict()}")
         for name in PUBLISHED:
             relation = f"published.{name}"
             metadata = {"publication_id": publication.publication_id}
-            if relation in (LEADS_CLEAN, LEAD_MEMBERS, LEAD_REVIEW_QUEUE):
+            if relation in (LEADS_CLEAN, LEADS_UNREACHABLE, LEAD_MEMBERS, LEAD_REVIEW_QUEUE):
                 metadata.update(profile_relation(conn, relation))
             else:
                 metadata["row_count"] = conn.execute(f"select count(*) from {relation}").fetchone()[0]
             if relation == LEADS_CLEAN:
                 metadata.update({f"summary/{k}": v for k, v in summary.as_dict().items()})
+                metadata.update({f"quality/{k}": v for k, v in quality.items()
+                                 if isinstance(v, (int, float)) and not isinstance(v, bool)})
+                metadata["quality_report"] = dg.MetadataValue.path(str(report))
             yield dg.MaterializeResult(asset_key=["published", name], metadata=metadata)

@@ -1,0 +1,221 @@
+"""Great Expectations quality gates on the standardised records and on the leads about to be published.
+
+GX 1.x cannot validate DuckDB through duckdb-engine, so each gate fetches its relation from DuckDB as
+a pandas frame and validates that in an ephemeral GX context. The suites are versioned JSON files
+under ``expectations/``; an expectation of severity ``critical`` failing blocks publication.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from .field_mapping import ConfigError
+from .masking import mask_contact
+
+log = logging.getLogger(__name__)
+
+EXPECTATIONS_DIR = Path(__file__).resolve().parents[2] / "expectations"
+EXPECTATIONS_ENV = "LEADFACTORY_EXPECTATIONS_DIR"  # another folder of suites, e.g. a stricter one
+SAMPLE_ROWS = 5
+
+# What each suite validates: the query (its columns are what the suite names), the row id shown in
+# samples, and the parameters the suite refers to as {"$PARAMETER": ...}.
+GATES: dict[str, dict[str, str]] = {
+    "standardised_records": {
+        "query": """select record_id, mobile, email, wechat, qq, province, city,
+                           lower(name) as name_lower, lower(company) as company_lower, source_file, source_row
+                    from marts.lead_records""",
+        "row_id": "record_id",
+        "accepted_rows": """select (select count(*) from raw.warehouse_leads) + (select count(*) from raw.inbox_leads)
+                                   - (select count(*) from marts.lead_rejections where source_row is not null)""",
+    },
+    "golden_leads": {
+        "query": """select lead_id, mobile, email, wechat, qq, province, city,
+                           lower(name) as name_lower, lower(company) as company_lower,
+                           len(mobiles) + len(emails) + len(wechats) + len(qqs) as reachable_contacts
+                    from matching.golden_leads
+                    where lead_id not in (select lead_id from matching.leads_unreachable)""",
+        "row_id": "lead_id",
+        "publishable_leads": """select (select count(distinct lead_id) from matching.lead_members)
+                                       - (select count(*) from matching.leads_unreachable)""",
+    },
+}
+
+
+@dataclass
+class Outcome:
+    notes: str
+    expectation: str
+    column: str | None
+    severity: str
+    success: bool
+    unexpected_count: int
+    sample: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class QualityResult:
+    suite: str
+    rows: int
+    outcomes: list[Outcome]
+
+    @property
+    def critical_failures(self) -> list[Outcome]:
+        return [o for o in self.outcomes if not o.success and o.severity == "critical"]
+
+    @property
+    def passed(self) -> bool:
+        return not self.critical_failures
+
+
+def suite_path(name: str) -> Path:
+    return Path(os.environ.get(EXPECTATIONS_ENV) or EXPECTATIONS_DIR) / f"{name}.json"
+
+
+def load_suite(name: str):
+    """The suite from its file; a malformed file is refused with its path and the reason."""
+    import great_expectations as gx
+
+    path = suite_path(name)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        return gx.ExpectationSuite(name=doc["name"], expectations=doc["expectations"], meta=doc.get("meta") or {})
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"{path}: not a valid expectation suite: {exc}") from exc
+
+
+def _masked(row: dict[str, Any]) -> dict[str, Any]:
+    """A failing row fit for metadata: contacts masked, missing values as None, numbers as plain ints."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, str):
+            out[key] = mask_contact(key, value)
+        elif value is None or value != value:  # NaN from pandas
+            out[key] = None
+        else:
+            out[key] = value.item() if hasattr(value, "item") else value
+    return out
+
+
+def validate_gate(conn: duckdb.DuckDBPyConnection, name: str, docs_dir: Path | None = None) -> QualityResult:
+    """Validate one gate's relation against its suite; failing rows come back masked, a few per expectation.
+
+    With ``docs_dir`` the validation is also rendered as Data Docs there, with local assets.
+    """
+    import great_expectations as gx
+    from great_expectations.checkpoint import UpdateDataDocsAction
+
+    gate = GATES[name]
+    frame = conn.execute(gate["query"]).df()
+    parameters = {key: conn.execute(sql).fetchone()[0] for key, sql in gate.items() if key not in ("query", "row_id")}
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = {"globally": False}
+    actions = []
+    if docs_dir is not None:
+        context.add_data_docs_site(site_name="local", site_config={
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        })
+        actions.append(UpdateDataDocsAction(name="data_docs"))
+    suite = context.suites.add(load_suite(name))
+    batch_definition = (
+        context.data_sources.add_pandas(f"{name}_source").add_dataframe_asset(name).add_batch_definition_whole_dataframe("all rows")
+    )
+    definition = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch_definition, suite=suite))
+    checkpoint = context.checkpoints.add(gx.Checkpoint(
+        name=f"{name}_gate", validation_definitions=[definition], actions=actions,
+        # SUMMARY keeps a few failing rows per expectation, so pages stay small at a million rows.
+        result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_ROWS},
+    ))
+    run = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters)
+    (result,) = run.run_results.values()
+    if docs_dir is not None:
+        from .datadocs import vendorize
+
+        vendorize(Path(docs_dir))
+    outcomes = []
+    for item in result.results:
+        config = item.expectation_config
+        indexes = (item.result or {}).get("partial_unexpected_index_list") or []
+        sample = [_masked(frame.iloc[i].to_dict()) for i in indexes[:SAMPLE_ROWS]] if indexes else []
+        outcomes.append(Outcome(
+            notes=(config.meta or {}).get("notes", config.type),
+            expectation=config.type,
+            column=config.kwargs.get("column"),
+            severity=str(getattr(config.severity, "value", config.severity)),
+            success=bool(item.success),
+            unexpected_count=int((item.result or {}).get("unexpected_count") or (0 if item.success else 1)),
+            sample=sample,
+        ))
+    quality = QualityResult(name, len(frame), outcomes)
+    for failure in quality.critical_failures:
+        log.warning("quality gate %s: %s failed for %d rows", name, failure.notes, failure.unexpected_count)
+    return quality
+
+
+def quality_figures(conn: duckdb.DuckDBPyConnection, home_root: Path | None = None) -> dict[str, float | int]:
+    """The numbers a run is judged by, recorded every run so they can be followed over time."""
+    from .profiling import profile_relation
+    from .publish import LEAD_MEMBERS, LEAD_REVIEW_QUEUE, LEADS_CLEAN, LEADS_UNREACHABLE
+
+    reachable, unreachable, records, review = conn.execute(f"""
+        select (select count(*) from {LEADS_CLEAN}), (select count(*) from {LEADS_UNREACHABLE}),
+               (select count(*) from {LEAD_MEMBERS}), (select count(*) from {LEAD_REVIEW_QUEUE})""").fetchone()
+    leads = reachable + unreachable
+    figures: dict[str, float | int] = {
+        "contactable_pct": round(100 * reachable / leads, 2) if leads else 0.0,
+        "duplicate_rate_pct": round(100 * (1 - leads / records), 2) if records else 0.0,
+        "leads": leads,
+        "review_queue_size": review,
+    }
+    for key, value in profile_relation(conn, LEADS_CLEAN).items():
+        if key.startswith("completeness/"):
+            figures[key] = value
+    for field, valid, total in conn.execute("""
+            select field, count(*) filter (where status = 'valid'), count(*)
+            from intermediate.int_lead_contacts group by field order by field""").fetchall():
+        figures[f"validity/{field}"] = round(valid / total, 4) if total else 1.0
+    if home_root is not None:
+        for source in ("warehouse", "inbox"):
+            hours = source_age_hours(home_root / source)
+            figures[f"freshness_hours/{source}"] = hours if hours is not None else -1.0
+    return figures
+
+
+def source_age_hours(folder: Path) -> float | None:
+    """Hours since the newest file in a source folder arrived; None when it holds no file."""
+    import time
+
+    newest = max((p.stat().st_mtime for p in folder.rglob("*") if p.is_file()), default=None)
+    return round((time.time() - newest) / 3600, 2) if newest is not None else None
+
+
+def write_quality_report(conn: duckdb.DuckDBPyConnection, home_root: Path) -> tuple[Path, dict[str, Any]]:
+    """The run's figures, unreachable leads and review queue as an Excel workbook under <home>/reports/."""
+    from datetime import datetime
+
+    import polars as pl
+    import xlsxwriter
+
+    from .summary import run_summary
+
+    figures: dict[str, Any] = {**run_summary(conn).as_dict(), **quality_figures(conn, home_root)}
+    unreachable = conn.execute("select lead_id, name, company, reason, array_to_string(rows_to_fix, '; ') as rows_to_fix "
+                               "from published.leads_unreachable order by lead_id").pl()
+    review = conn.execute("select * exclude (review_id) from published.lead_review_queue").pl()
+    target = home_root / "reports" / f"quality_{datetime.now():%Y%m%d_%H%M%S_%f}.xlsx"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with xlsxwriter.Workbook(target) as workbook:
+        pl.DataFrame({"指标 figure": list(figures), "数值 value": [str(v) for v in figures.values()]}).write_excel(
+            workbook, worksheet="质量概览")
+        unreachable.write_excel(workbook, worksheet="无法联系的线索")
+        review.write_excel(workbook, worksheet="待审核")
+    return target, figures
