@@ -13,7 +13,6 @@ import os
 import resource
 import tempfile
 import time
-from pathlib import Path
 
 from pipelines.lib.dbt_project import run_dbt
 from pipelines.lib.dedupe import match_records

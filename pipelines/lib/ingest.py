@@ -131,6 +131,7 @@ def write_raw(conn: duckdb.DuckDBPyConnection, frame: pl.DataFrame, result: Inge
         raise
     finally:
         conn.unregister("incoming_raw")
+        conn.unregister("incoming_rejections")
 
 
 def ingest_source(conn: duckdb.DuckDBPyConnection, home_root: Path, source_system: str) -> IngestResult:

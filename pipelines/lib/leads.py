@@ -154,10 +154,10 @@ def build_leads(conn: duckdb.DuckDBPyConnection, records: str, config: MatchConf
     conn.unregister("cut_frame")
 
     assign_lead_ids(conn, has_previous)
-    _members(conn)
-    _golden(conn, config)
+    _members(conn, records)
+    _golden(conn, records, config)
     _unreachable(conn)
-    _review_queue(conn)
+    _review_queue(conn, records)
     stats = conn.execute(f"""
         select
             (select count(*) from nodes),
@@ -244,7 +244,7 @@ def assign_lead_ids(conn: duckdb.DuckDBPyConnection, has_previous: bool) -> None
     """)
 
 
-def _members(conn: duckdb.DuckDBPyConnection) -> None:
+def _members(conn: duckdb.DuckDBPyConnection, records: str) -> None:
     """Every record with its lead and why it is there: the strongest link to another member."""
     conn.execute(f"""
         create or replace table {LEAD_MEMBERS} as
@@ -280,12 +280,12 @@ def _members(conn: duckdb.DuckDBPyConnection) -> None:
                 else b.explanation
             end as match_explanation
         from record_leads r
-        join marts.lead_records s using (record_id)
+        join {records} s using (record_id)
         left join best b using (record_id)
     """)
 
 
-def _golden(conn: duckdb.DuckDBPyConnection, config: MatchConfig) -> None:
+def _golden(conn: duckdb.DuckDBPyConnection, records: str, config: MatchConfig) -> None:
     """Golden lead per cluster: per field the surviving value by the configured rules; all contacts kept."""
     priority = " ".join(f"when '{s}' then {i}" for i, s in enumerate(config.source_priority))
     rules = {
@@ -317,7 +317,7 @@ def _golden(conn: duckdb.DuckDBPyConnection, config: MatchConfig) -> None:
                    (r.name is not null)::int + (r.mobile is not null)::int + (r.email is not null)::int
                    + (r.wechat is not null)::int + (r.company is not null)::int + (r.job_title is not null)::int
                    + (r.address is not null)::int + (r.city is not null)::int as filled
-            from marts.lead_records r
+            from {records} r
             join record_leads l using (record_id)
         ),
         ranked as (
@@ -408,7 +408,7 @@ def _unreachable(conn: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
-def _review_queue(conn: duckdb.DuckDBPyConnection) -> None:
+def _review_queue(conn: duckdb.DuckDBPyConnection, records: str) -> None:
     """Pairs a person should look at: the review band, strong pairs whose names differ, and guard cuts."""
     conn.execute(f"""
         create or replace table {REVIEW_QUEUE} as
@@ -432,8 +432,8 @@ def _review_queue(conn: duckdb.DuckDBPyConnection) -> None:
         from flagged f
         join record_leads a on a.record_id = f.record_id_l
         join record_leads b on b.record_id = f.record_id_r
-        join marts.lead_records rl on rl.record_id = f.record_id_l
-        join marts.lead_records rr on rr.record_id = f.record_id_r
+        join {records} rl on rl.record_id = f.record_id_l
+        join {records} rr on rr.record_id = f.record_id_r
         where a.lead_id <> b.lead_id  -- already in one lead through other links: nothing to decide
           and not exists (  -- a person has already decided on these two leads
               select 1 from {DECISIONS} d

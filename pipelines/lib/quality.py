@@ -25,16 +25,15 @@ EXPECTATIONS_DIR = Path(__file__).resolve().parents[2] / "expectations"
 EXPECTATIONS_ENV = "LEADFACTORY_EXPECTATIONS_DIR"  # another folder of suites, e.g. a stricter one
 SAMPLE_ROWS = 5
 
-# What each suite validates: the query (its columns are what the suite names), the row id shown in
-# samples, and the parameters the suite refers to as {"$PARAMETER": ...}.
-GATES: dict[str, dict[str, str]] = {
+# What each suite validates: the query (its columns are what the suite names) and the queries of the
+# parameters the suite refers to as {"$PARAMETER": ...}.
+GATES: dict[str, dict[str, Any]] = {
     "standardised_records": {
         "query": """select record_id, mobile, email, wechat, qq, province, city,
                            lower(name) as name_lower, lower(company) as company_lower, source_file, source_row
                     from marts.lead_records""",
-        "row_id": "record_id",
-        "accepted_rows": """select (select count(*) from raw.warehouse_leads) + (select count(*) from raw.inbox_leads)
-                                   - (select count(*) from marts.lead_rejections where source_row is not null)""",
+        "parameters": {"accepted_rows": """select (select count(*) from raw.warehouse_leads) + (select count(*) from raw.inbox_leads)
+                                   - (select count(*) from marts.lead_rejections where source_row is not null)"""},
     },
     "golden_leads": {
         "query": """select lead_id, mobile, email, wechat, qq, province, city,
@@ -42,9 +41,8 @@ GATES: dict[str, dict[str, str]] = {
                            len(mobiles) + len(emails) + len(wechats) + len(qqs) as reachable_contacts
                     from matching.golden_leads
                     where lead_id not in (select lead_id from matching.leads_unreachable)""",
-        "row_id": "lead_id",
-        "publishable_leads": """select (select count(distinct lead_id) from matching.lead_members)
-                                       - (select count(*) from matching.leads_unreachable)""",
+        "parameters": {"publishable_leads": """select (select count(distinct lead_id) from matching.lead_members)
+                                       - (select count(*) from matching.leads_unreachable)"""},
     },
 }
 
@@ -114,7 +112,7 @@ def validate_gate(conn: duckdb.DuckDBPyConnection, name: str, docs_dir: Path | N
 
     gate = GATES[name]
     frame = conn.execute(gate["query"]).df()
-    parameters = {key: conn.execute(sql).fetchone()[0] for key, sql in gate.items() if key not in ("query", "row_id")}
+    parameters = {key: conn.execute(sql).fetchone()[0] for key, sql in gate["parameters"].items()}
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
     actions = []
@@ -179,10 +177,10 @@ def quality_figures(conn: duckdb.DuckDBPyConnection, home_root: Path | None = No
     for key, value in profile_relation(conn, LEADS_CLEAN).items():
         if key.startswith("completeness/"):
             figures[key] = value
-    for field, valid, total in conn.execute("""
+    for contact_field, valid, total in conn.execute("""
             select field, count(*) filter (where status = 'valid'), count(*)
             from intermediate.int_lead_contacts group by field order by field""").fetchall():
-        figures[f"validity/{field}"] = round(valid / total, 4) if total else 1.0
+        figures[f"validity/{contact_field}"] = round(valid / total, 4) if total else 1.0
     if home_root is not None:
         for source in ("warehouse", "inbox"):
             hours = source_age_hours(home_root / source)
