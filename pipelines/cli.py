@@ -17,25 +17,43 @@ def _home(args: argparse.Namespace) -> LeadHome:
     return home
 
 
-def _execute_job(args: argparse.Namespace, job_name: str):
-    """Run a job of the code location in-process on the home's Dagster instance (recorded for the UI)."""
+def _execute_job(args: argparse.Namespace, job_name: str, run_config: dict | None = None):
+    """Run a job of the code location in-process on the home's Dagster instance (recorded for the UI).
+
+    The run waits for the home's writer lock if another run holds it (it says so); runs left behind by a
+    process that died are marked failed first, so they block nothing."""
     home = _home(args)
     from dagster import DagsterInstance
 
-    from pipelines.lib.dbt_project import parse_dbt_project
+    from pipelines.defs.run_health import reap_dead_runs
+    from pipelines.runs import load_job
 
-    parse_dbt_project()  # the dbt assets are built from the manifest, so it must exist before import
-    from pipelines.definitions import defs
-
-    job = defs().resolve_job_def(job_name)
+    job = load_job(job_name)
     print(f"running {job_name} on {home.root}", flush=True)
+    holder = home.writer_lock_holder()
     with DagsterInstance.get() as instance:
+        for run_id in reap_dead_runs(instance):
+            print(f"run {run_id} had died; marked failed so it blocks nothing", file=sys.stderr)
+        if holder and _lock_is_held(home):
+            print(f"waiting for the run writing the library: {holder.get('holder')} (pid {holder.get('pid')})",
+                  file=sys.stderr, flush=True)
         result = job.execute_in_process(
             instance=instance,
             raise_on_error=False,
-            run_config={"loggers": {"console": {"config": {"log_level": "DEBUG" if args.verbose else "INFO"}}}},
+            run_config={**(run_config or {}),
+                        "loggers": {"console": {"config": {"log_level": "DEBUG" if args.verbose else "INFO"}}}},
         )
     return home, result
+
+
+def _lock_is_held(home: LeadHome) -> bool:
+    from pipelines.lib.home import WriterBusy
+
+    try:
+        with home.writer_lock("probe", wait_seconds=0):
+            return False
+    except WriterBusy:
+        return True
 
 
 def _report(result) -> int:
@@ -51,7 +69,48 @@ def _report(result) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     home, result = _execute_job(args, "nightly_job")
     print_summary(home)
+    print_receipts(result)
     return _report(result)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    missing = [f for f in args.files if not Path(f).is_file()]
+    if missing:
+        print(f"error: no such file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    files = [str(Path(f).resolve()) for f in args.files]
+    home, result = _execute_job(args, "inbox_import_job",
+                                {"ops": {"library_records": {"config": {"files": files}}}})
+    receipts = print_receipts(result)
+    if result.success:
+        print_summary(home)
+    code = _report(result)
+    return code if code else (1 if any(r.get("status") == "failed" for r in receipts) else 0)
+
+
+def print_receipts(result) -> list[dict]:
+    """Print what each file's receipt says (from the run's metadata) and where it is."""
+    receipts: list[dict] = []
+    for event in result.all_events:
+        if not event.is_step_materialization:
+            continue
+        materialization = event.step_materialization_data.materialization
+        if materialization.asset_key.path == ["raw", "library_records"]:
+            for item in materialization.metadata["files"].value:
+                if item["status"] in ("duplicate", "failed"):
+                    receipts.append({**item, "receipt": None})
+        if materialization.asset_key.path == ["outbox", "import_receipts"]:
+            receipts += [{**r, "status": r["status"]} for r in materialization.metadata["receipts"].value]
+    for item in receipts:
+        if item["status"] == "imported":
+            print(f"{item['file']}: {item['rows_read']:,} rows read = {item['new_leads']:,} new leads + "
+                  f"{item['merged']:,} merged + {item['review']:,} for review + {item['rejected']:,} rejected")
+            print(f"  receipt: {item['receipt']}")
+        elif item["status"] == "duplicate":
+            print(f"{item['file']}: already imported before (same content); nothing added; kept as {item['kept_as']}")
+        elif item["status"] == "failed":
+            print(f"{item['file']}: NOT imported: {item['reason']}; kept as {item['kept_as']}")
+    return receipts
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -78,7 +137,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
     from pipelines.lib.leads import record_decision
 
     home = _home(args)
-    with home.connect() as conn:
+    with home.writer_lock(f"leadfactory decide ({args.by})"), home.connect() as conn:
         try:
             decision_id = record_decision(conn, args.lead_a, args.lead_b, args.decision, decided_by=args.by)
         except ValueError as exc:
@@ -90,7 +149,7 @@ def cmd_decide(args: argparse.Namespace) -> int:
 
 
 def cmd_dedupe(args: argparse.Namespace) -> int:
-    from pipelines.lib.dedupe import dedupe_file
+    from pipelines.runs import dedupe_file
 
     started = time.perf_counter()
 
@@ -165,6 +224,14 @@ def build_parser() -> argparse.ArgumentParser:
                          description="Ingest every file under <home>/warehouse and <home>/inbox, standardise with dbt, "
                                      "publish published.leads_clean, and print rows read/rejected/standardised/published.")
     run.set_defaults(func=cmd_run)
+
+    ingest = sub.add_parser("ingest", help="import lead files into the library now and print each file's receipt",
+                            description="Import FILE... (Excel, CSV/TXT or Parquet, Chinese or English headers) the way the "
+                                        "inbox sensor does: each file once (by content), standardised, matched and "
+                                        "published; a receipt workbook per file goes to <home>/outbox/. Your files stay "
+                                        "where they are; the library keeps a copy under <home>/inbox/archive/.")
+    ingest.add_argument("files", nargs="+", metavar="FILE")
+    ingest.set_defaults(func=cmd_ingest)
 
     dedupe = sub.add_parser("dedupe", help="deduplicate one file on its own, without touching the lead library",
                             description="Read INPUT (CSV, XLSX or Parquet; Chinese or English headers), standardise and "

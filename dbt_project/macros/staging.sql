@@ -4,13 +4,18 @@
 {%- endmacro %}
 
 {% macro parse_lead_timestamp(expr) -%}
-    {#- Dates as people type them, or an Excel serial day number (days since 1899-12-30). -#}
+    {#- Dates as people type them; zoned timestamps (ISO 8601 with an offset or Z) converted to Beijing
+        time, the zone the naive ones are typed in; or an Excel serial (days since 1899-12-30, the
+        fraction is the time of day). -#}
     coalesce(
         try_strptime({{ expr }}, ['%Y-%m-%d %H:%M:%S', '%Y-%m-%d %H:%M', '%Y-%m-%d', '%Y/%m/%d %H:%M:%S',
                                   '%Y/%m/%d %H:%M', '%Y/%m/%d', '%Y.%m.%d', '%Y年%m月%d日', '%Y%m%d',
-                                  '%Y-%m-%dT%H:%M:%S', '%Y-%m-%d %H:%M:%S.%f']),
+                                  '%Y-%m-%dT%H:%M:%S', '%Y-%m-%d %H:%M:%S.%f', '%Y-%m-%dT%H:%M:%S.%f']),
+        timezone('Asia/Shanghai', try_strptime(regexp_replace({{ expr }}, '(Z|UTC)$', '+0000'),
+                                  ['%Y-%m-%dT%H:%M:%S%z', '%Y-%m-%d %H:%M:%S%z', '%Y-%m-%dT%H:%M:%S.%f%z',
+                                   '%Y-%m-%d %H:%M:%S.%f%z', '%Y-%m-%dT%H:%M%z'])),
         case when regexp_full_match({{ expr }}, '[1-9][0-9]{4}(\.[0-9]+)?')
-             then timestamp '1899-12-30' + to_days(floor(try_cast({{ expr }} as double))::integer) end
+             then timestamp '1899-12-30' + to_seconds(round(try_cast({{ expr }} as double) * 86400)::bigint) end
     )
 {%- endmacro %}
 
@@ -27,8 +32,9 @@ with squished as (
 )
 
 select
-    md5(source_system || '|' || source_file || '|' || source_row::varchar) as record_id,
+    record_id,
     source_system,
+    first_import_id,
     source_file,
     source_row::bigint as source_row,
     ingested_at,

@@ -1,19 +1,45 @@
-"""The nightly full cleaning run, its schedule, and the explicit model training job."""
+"""The nightly full cleaning run, the inbox import, their schedule, and the explicit model training job.
+
+Every job runs in one process (the in-process executor): the run holds the home's writer lock from its
+first step to its last (LeadHomeResource), so two runs never interleave their writes.
+"""
 
 import dagster as dg
 
 TRAINING = dg.AssetSelection.groups("training")
+LIBRARY_FLOW = dg.AssetSelection.all() - TRAINING
 
 nightly_job = dg.define_asset_job(
     "nightly_job",
-    selection=dg.AssetSelection.all() - TRAINING,
-    description="Full cleaning run: ingest every file, standardise, match, publish.",
+    selection=LIBRARY_FLOW,
+    executor_def=dg.in_process_executor,
+    description="Full cleaning run: import every declared source (snapshots re-read, new inbox files), "
+                "standardise, match, gate, publish, write receipts.",
+)
+
+inbox_import_job = dg.define_asset_job(
+    "inbox_import_job",
+    selection=LIBRARY_FLOW,
+    executor_def=dg.in_process_executor,
+    description="Import the files the inbox sensor (or `leadfactory ingest`) names, then standardise, match, "
+                "gate, publish and write each file's receipt.",
 )
 
 training_job = dg.define_asset_job(
     "training_job",
     selection=TRAINING.upstream(),
+    executor_def=dg.in_process_executor,
     description="Standardise, then retrain the Splink model and rewrite pipelines/config/match_model.json.",
+)
+
+# `leadfactory dedupe`: one file on a throwaway home, through the same assets up to golden leads; no
+# publication, and no data tests or quality gates (the file is not the library, nothing is published).
+dedupe_job = dg.define_asset_job(
+    "dedupe_job",
+    selection=(dg.AssetSelection.groups("ingest", "reference", "standardise")
+               | dg.AssetSelection.assets(["matching", "scored_pairs"], ["matching", "golden_leads"])).without_checks(),
+    executor_def=dg.in_process_executor,
+    description="Deduplicate files on their own (leadfactory dedupe): import, standardise, match, build leads.",
 )
 
 nightly_schedule = dg.ScheduleDefinition(

@@ -10,8 +10,11 @@ from pathlib import Path
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
 MANIFEST_PATH = DBT_PROJECT_DIR / "target" / "manifest.json"
-# The dbt installed beside this Python, so nothing depends on the virtual environment being on PATH.
-DBT_EXECUTABLE = str(Path(sys.executable).with_name("dbt"))
+# The dbt installed beside this Python, so nothing depends on the virtual environment being on PATH,
+# started through leadfactory-dbt so that it dies with the run that started it (a killed run must not
+# leave dbt holding the DuckDB file).
+_DBT_CHILD = Path(sys.executable).with_name("leadfactory-dbt")
+DBT_EXECUTABLE = str(_DBT_CHILD if _DBT_CHILD.exists() else Path(sys.executable).with_name("dbt"))
 
 
 def run_dbt(args: list[str]) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import shutil
-from collections.abc import Iterator
+import socket
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +19,16 @@ HOME_ENV = "LEADFACTORY_HOME"
 # dbt runs in a subprocess and finds its DuckDB file through this variable (see dbt_project/profiles.yml).
 DUCKDB_PATH_ENV = "LEADFACTORY_DUCKDB_PATH"
 DEFAULT_HOME = "data"
+WRITER_LOCK = ".writer.lock"
+
+
+class WriterBusy(RuntimeError):
+    """Another process holds the home's writer lock and did not let go in time."""
+
+
+# Locks this process holds, by lock path: the same process may nest writers (a job's resource inside a
+# CLI command), and a second flock on a new descriptor would wait on itself.
+_held: dict[str, int] = {}
 _DAGSTER_YAML = Path(__file__).resolve().parent.parent / "config" / "dagster.yaml"
 
 
@@ -41,6 +55,11 @@ class LeadHome:
         return self.root / "leadfactory.duckdb"
 
     @property
+    def outbox_dir(self) -> Path:
+        """Receipts and review workbooks for specialists (personal data: kept under the home only)."""
+        return self.root / "outbox"
+
+    @property
     def dagster_home(self) -> Path:
         return self.root / "dagster_home"
 
@@ -51,7 +70,7 @@ class LeadHome:
 
     def ensure(self) -> "LeadHome":
         """Create the folders and the Dagster instance config (one DuckDB writer at a time)."""
-        for folder in (self.warehouse_dir, self.inbox_dir, self.dagster_home):
+        for folder in (self.warehouse_dir, self.inbox_dir, self.outbox_dir, self.dagster_home):
             folder.mkdir(parents=True, exist_ok=True)
         instance_yaml = self.dagster_home / "dagster.yaml"
         if not instance_yaml.exists():
@@ -78,6 +97,67 @@ class LeadHome:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
+
+    @property
+    def writer_lock_path(self) -> Path:
+        return self.root / WRITER_LOCK
+
+    def writer_lock_holder(self) -> dict | None:
+        """Who holds (or last held) the writer lock, as written by its holder."""
+        try:
+            return json.loads(self.writer_lock_path.read_text(encoding="utf-8") or "null")
+        except (OSError, ValueError):
+            return None
+
+    @contextmanager
+    def writer_lock(self, holder: str, wait_seconds: float | None = None,
+                    on_wait: Callable[[dict | None], None] | None = None) -> Iterator[None]:
+        """Hold the home's one-writer lock for a whole run or command.
+
+        DuckDB allows one writing process per file, and one run must not interleave its steps with
+        another's: every writer (a run of any job, a CLI command that writes) holds this lock from start
+        to end. It is an OS file lock, so a process that dies (even by kill -9) releases it at once and
+        the next run goes ahead. ``wait_seconds`` None waits as long as it takes; 0 fails at once.
+        """
+        self.root.mkdir(parents=True, exist_ok=True)
+        key = str(self.writer_lock_path)
+        if key in _held:  # already ours: nested writer in the same process
+            _held[key] += 1
+            try:
+                yield
+            finally:
+                _held[key] -= 1
+            return
+        fd = os.open(key, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait:
+                    on_wait(self.writer_lock_holder())
+                deadline = None if wait_seconds is None else time.monotonic() + wait_seconds
+                while True:
+                    try:
+                        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if deadline is not None and time.monotonic() >= deadline:
+                            raise WriterBusy(
+                                f"{self.root}: another run or command is writing the lead library "
+                                f"({self.writer_lock_holder() or 'unknown holder'}); try again when it ends"
+                            ) from None
+                        time.sleep(0.2)
+            os.ftruncate(fd, 0)
+            os.write(fd, json.dumps({"holder": holder, "pid": os.getpid(), "host": socket.gethostname(),
+                                     "since": time.strftime("%Y-%m-%d %H:%M:%S")}).encode())
+            _held[key] = 1
+            try:
+                yield
+            finally:
+                del _held[key]
+                fcntl.flock(fd, fcntl.LOCK_UN)
+        finally:
+            os.close(fd)
 
     def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
         self.root.mkdir(parents=True, exist_ok=True)

@@ -1,58 +1,144 @@
-"""Load lead files into raw DuckDB tables with lineage, mapping headers to canonical fields."""
+"""Import lead files into the library: read, map headers, give every record its stable id, commit.
+
+A record's id comes from its content or its source's key, never from where it sits (DESIGN.md,
+Identity): ``md5(source | key)`` where the source declares a key column, else ``md5(source | the
+record's canonical content)``. So renaming a file, reordering its rows, re-exporting it or archiving it
+changes no record id, and identical rows of one source are one record.
+
+- ``append`` sources (the inbox): each new file adds the records not already in the library; a file
+  whose bytes were imported before adds nothing and is reported as a duplicate.
+- ``snapshot`` sources (warehouse extracts): the folder's files together are the source's current
+  state. Records missing from them are retired (a new ``retired`` version, never deleted), unless a
+  file of the source could not be read or the share retired looks like a broken extract.
+
+Every file of a batch is committed to the library at once, and the working copy ``raw.library_records``
+in DuckDB is refreshed from the library.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from dataclasses import dataclass, field
+import shutil
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
 import polars as pl
+import pyarrow as pa
 
-from .field_mapping import CANONICAL_FIELDS, EXTRA_FIELD, FieldMapping, load_field_mapping
-from .readers import LeadFileError, read_lead_file
+from .field_mapping import CANONICAL_FIELDS, EXTRA_FIELD, FieldMapping, load_field_mapping, normalise_header
+from .library import IMPORT_ROW_SCHEMA, IMPORTS_SCHEMA, RECORD_SCHEMA, Library, library_of, new_import_id
+from .readers import ROW_COLUMN, LeadFileError, is_lead_file_candidate, read_lead_file
+from .sources import ARCHIVE_DIR, FAILED_DIR, Source, load_sources
 
 log = logging.getLogger(__name__)
 
 RAW_SCHEMA = "raw"
-REJECTIONS_TABLE = f"{RAW_SCHEMA}.ingest_rejections"
-# One source system per watched folder; each has its own raw table and its own file types.
-SOURCE_SYSTEMS: dict[str, tuple[str, ...]] = {
-    "warehouse": ("*.parquet", "*.csv"),
-    "inbox": ("*.xlsx", "*.xls", "*.csv"),
-}
+LIBRARY_RECORDS = f"{RAW_SCHEMA}.library_records"   # the library's current records: dbt's one source
+LIBRARY_IMPORTS = f"{RAW_SCHEMA}.library_imports"   # every import, for summaries and receipts
+KEY_COLUMN = "_record_key"
+_SEP = "chr(31)"
 
 
 @dataclass
-class IngestResult:
+class FileImport:
+    """What happened to one file; the counts reconcile: rows_read = rows accepted + rows_rejected."""
+
+    import_id: int
     source_system: str
-    files_read: int = 0
+    file_name: str
+    path: Path
+    content_hash: str
+    file_bytes: int
+    status: str = "imported"  # imported | duplicate | unchanged | failed
+    reason: str | None = None
+    duplicate_of: int | None = None
+    stored_as: str | None = None
     rows_read: int = 0
-    rejected_files: list[tuple[str, str]] = field(default_factory=list)  # (file, reason)
-    rows_by_file: dict[str, int] = field(default_factory=dict)
+    rows_rejected: int = 0
+    lines_skipped: int = 0
+    records_new: int = 0
+    records_updated: int = 0
+    records_retired: int = 0
+
+    def as_row(self, batch_id: int, imported_at: datetime, run_id: str | None) -> dict:
+        row = {k: v for k, v in asdict(self).items() if k != "path"}
+        return {**row, "batch_id": batch_id, "imported_at": imported_at, "run_id": run_id}
 
 
-def raw_table(source_system: str) -> str:
-    return f"{RAW_SCHEMA}.{source_system}_leads"
+@dataclass
+class ImportBatch:
+    batch_id: int
+    files: list[FileImport] = field(default_factory=list)
+    retired: dict[str, int] = field(default_factory=dict)            # source -> records retired
+    retirement_withheld: dict[str, str] = field(default_factory=dict)  # source -> why nothing was retired
+
+    @property
+    def imported(self) -> list[FileImport]:
+        return [f for f in self.files if f.status == "imported"]
+
+    @property
+    def failed(self) -> list[FileImport]:
+        return [f for f in self.files if f.status == "failed"]
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "files_imported": len(self.imported),
+            "files_duplicate": sum(f.status == "duplicate" for f in self.files),
+            "files_unchanged": sum(f.status == "unchanged" for f in self.files),
+            "files_failed": len(self.failed),
+            "rows_read": sum(f.rows_read for f in self.imported),
+            "rows_rejected": sum(f.rows_rejected for f in self.imported),
+            "records_new": sum(f.records_new for f in self.files),
+            "records_updated": sum(f.records_updated for f in self.files),
+            "records_retired": sum(self.retired.values()),
+        }
 
 
-def list_source_files(folder: Path, patterns: tuple[str, ...]) -> list[Path]:
-    found = {p for pattern in patterns for p in folder.rglob(pattern) if p.is_file()}
-    # Office lock files ("~$book.xlsx") and hidden files are not lead files.
-    return sorted(p for p in found if not p.name.startswith(("~$", ".")))
+def file_hash(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def source_files(source: Source, home_root: Path) -> list[Path]:
+    """Every candidate file of a folder source (any extension: an unreadable type is failed, not skipped);
+    an append source's archive/ and failed/ folders are its history, not new files."""
+    folder = source.folder(home_root)
+    if not folder.is_dir():
+        return []
+    kept = (folder / ARCHIVE_DIR, folder / FAILED_DIR)
+    found = []
+    for path in folder.rglob("*"):
+        if not path.is_file() or not is_lead_file_candidate(path):
+            continue
+        if source.mode == "append" and any(k in path.parents for k in kept):
+            continue
+        found.append(path)
+    return sorted(found)
+
+
+def file_label(path: Path, home_root: Path) -> str:
+    return path.relative_to(home_root).as_posix() if path.is_relative_to(home_root) else path.name
 
 
 def to_canonical(frame: pl.DataFrame, mapping: FieldMapping) -> pl.DataFrame:
     """Rename mapped columns to canonical fields; keep the unmapped ones as a JSON object of extras."""
-    mapped, extras = mapping.plan(frame.columns)
+    headers = [c for c in frame.columns if c != ROW_COLUMN]
+    mapped, extras = mapping.plan(headers)
     columns = []
     for canonical in CANONICAL_FIELDS:
         sources = mapped.get(canonical, [])
         if not sources:
             columns.append(pl.lit(None, dtype=pl.Utf8).alias(canonical))
         elif len(sources) == 1:
-            columns.append(pl.col(sources[0]).alias(canonical))
+            columns.append(pl.col(sources[0]).cast(pl.Utf8).alias(canonical))
         else:  # several phone/e-mail columns: keep all values, split again in standardisation
             columns.append(pl.concat_str([pl.col(s) for s in sources], separator=";", ignore_nulls=True).alias(canonical))
     if extras:
@@ -62,83 +148,347 @@ def to_canonical(frame: pl.DataFrame, mapping: FieldMapping) -> pl.DataFrame:
     return frame.select(columns)
 
 
-def read_source_folder(
-    folder: Path,
-    home_root: Path,
-    source_system: str,
-    mapping: FieldMapping | None = None,
-) -> tuple[pl.DataFrame, IngestResult]:
-    """Read every lead file of one source folder into one canonical frame with lineage."""
-    mapping = mapping or load_field_mapping()
-    result = IngestResult(source_system)
-    ingested_at = datetime.now(timezone.utc).replace(tzinfo=None)
-    frames = []
-    for path in list_source_files(folder, SOURCE_SYSTEMS[source_system]):
-        label = path.relative_to(home_root).as_posix() if path.is_relative_to(home_root) else str(path)
-        try:
-            sheets = read_lead_file(path, label)
-        except LeadFileError as exc:
-            log.warning("rejected file %s: %s", label, exc)
-            result.rejected_files.append((label, str(exc)))
-            continue
-        result.files_read += 1
-        for sheet in sheets:
-            canonical = to_canonical(sheet.frame, mapping).with_columns(
-                pl.lit(source_system).alias("source_system"),
-                pl.lit(sheet.label).alias("source_file"),
-                pl.int_range(1, sheet.frame.height + 1, dtype=pl.Int64).alias("source_row"),
-                pl.lit(ingested_at, dtype=pl.Datetime("us")).alias("ingested_at"),
-            )
-            frames.append(canonical)
-            result.rows_by_file[sheet.label] = sheet.frame.height
-            result.rows_read += sheet.frame.height
-    frame = pl.concat(frames, how="vertical") if frames else empty_raw_frame()
-    return frame, result
+def _hash_text(expr: pl.Expr) -> pl.Expr:
+    """The form of a value that identity is computed from: full-width folded, spaces squeezed, Excel's
+    ``.0`` on a whole number dropped, blank as missing. Only the id uses it; the record keeps its text."""
+    text = (expr.cast(pl.Utf8).str.normalize("NFKC").str.replace_all(r"\s+", " ").str.strip_chars()
+            .str.replace(r"^(\d+)\.0+$", "${1}"))
+    return pl.when(text == "").then(None).otherwise(text)
 
 
-def empty_raw_frame() -> pl.DataFrame:
-    schema = {c: pl.Utf8 for c in (*CANONICAL_FIELDS, EXTRA_FIELD)}
-    schema.update(source_system=pl.Utf8, source_file=pl.Utf8, source_row=pl.Int64, ingested_at=pl.Datetime("us"))
-    return pl.DataFrame(schema=schema)
+@dataclass
+class _ReadFile:
+    file: FileImport
+    frame: pl.DataFrame | None          # canonical rows with lineage and the hash text
+    notes: list[tuple[str, int, str, str]]  # (source_file, row, outcome, reason) for rejected/skipped lines
 
 
-def write_raw(conn: duckdb.DuckDBPyConnection, frame: pl.DataFrame, result: IngestResult) -> None:
-    """Replace one source system's raw table and its file rejections in a single transaction."""
-    table = raw_table(result.source_system)
-    rejections = pl.DataFrame(
-        {
-            "source_system": [result.source_system] * len(result.rejected_files),
-            "source_file": [f for f, _ in result.rejected_files],
-            "reason": [r for _, r in result.rejected_files],
-        },
-        schema={"source_system": pl.Utf8, "source_file": pl.Utf8, "reason": pl.Utf8},
-    )
-    conn.execute(f"create schema if not exists {RAW_SCHEMA}")
-    conn.execute(
-        f"create table if not exists {REJECTIONS_TABLE} "
-        "(source_system varchar, source_file varchar, reason varchar, rejected_at timestamp default current_timestamp)"
-    )
-    conn.execute("begin transaction")
+def _read_file(path: Path, item: FileImport, source: Source, mapping: FieldMapping) -> _ReadFile:
     try:
-        conn.register("incoming_raw", frame.to_arrow())
-        conn.execute(f"create or replace table {table} as select * from incoming_raw")
-        conn.execute(f"delete from {REJECTIONS_TABLE} where source_system = ?", [result.source_system])
-        conn.register("incoming_rejections", rejections.to_arrow())
-        conn.execute(f"insert into {REJECTIONS_TABLE} (source_system, source_file, reason) select * from incoming_rejections")
+        sheets = read_lead_file(path, item.file_name, mapping)
+    except LeadFileError as exc:
+        item.status, item.reason = "failed", f"{exc.reason_zh} ({exc.reason_en})"
+        return _ReadFile(item, None, [])
+    except Exception as exc:  # a reader bug must fail this file, never the run for the others
+        log.exception("unexpected error reading %s", item.file_name)
+        item.status = "failed"
+        item.reason = f"读取文件时出错 (the file could not be read: {type(exc).__name__})"
+        return _ReadFile(item, None, [])
+    frames, notes = [], []
+    key_header = normalise_header(source.key) if source.key else None
+    for sheet in sheets:
+        notes += [(sheet.label, n.row, "rejected", n.reason) for n in sheet.rejected]
+        notes += [(sheet.label, n.row, "skipped", n.reason) for n in sheet.skipped]
+        canonical = to_canonical(sheet.frame, mapping)
+        if key_header:
+            key_columns = [c for c in sheet.frame.columns if c != ROW_COLUMN and normalise_header(c) == key_header]
+            if not key_columns:
+                item.status = "failed"
+                item.reason = (f"找不到主键列「{source.key}」 (the key column {source.key!r} that identifies a record "
+                               f"in {source.name} is missing)")
+                return _ReadFile(item, None, [])
+            canonical = canonical.with_columns(_hash_text(sheet.frame[key_columns[0]]).alias(KEY_COLUMN))
+        else:
+            canonical = canonical.with_columns(pl.lit(None, dtype=pl.Utf8).alias(KEY_COLUMN))
+        frames.append(canonical.with_columns(
+            pl.lit(sheet.label).alias("source_file"),
+            sheet.frame[ROW_COLUMN].cast(pl.Int64).alias("source_row"),
+        ))
+    frame = pl.concat(frames, how="vertical") if frames else None
+    if frame is not None and key_header:
+        empty_key = frame.filter(pl.col(KEY_COLUMN).is_null())
+        notes += [(f, r, "rejected", f"主键「{source.key}」为空 (the key {source.key!r} is empty)")
+                  for f, r in empty_key.select("source_file", "source_row").iter_rows()]
+        frame = frame.filter(pl.col(KEY_COLUMN).is_not_null())
+    item.rows_rejected = sum(1 for n in notes if n[2] == "rejected")
+    item.lines_skipped = sum(1 for n in notes if n[2] == "skipped")
+    item.rows_read = (frame.height if frame is not None else 0) + item.rows_rejected
+    if frame is not None:
+        frame = frame.with_columns(
+            pl.lit(item.import_id, dtype=pl.Int64).alias("import_id"),
+            pl.lit(source.name).alias("source_system"),
+            pl.concat_str([_hash_text(pl.col(f)).fill_null("\x00") for f in CANONICAL_FIELDS],
+                          separator="\x1f").alias("_content_text"),
+        )
+    return _ReadFile(item, frame, notes)
+
+
+def import_files(
+    conn: duckdb.DuckDBPyConnection,
+    home_root: Path,
+    sources: tuple[Source, ...] | None = None,
+    only_files: list[Path] | None = None,
+    run_id: str | None = None,
+    mapping: FieldMapping | None = None,
+    move_files: bool = True,
+) -> ImportBatch:
+    """Import the sources' files (or ``only_files``, into the first append source) into the library.
+
+    ``only_files`` outside an append source's folder (``leadfactory ingest /path/x.xlsx``) are copied into
+    its archive; files inside it are moved there after the commit (failed ones to ``failed/``)."""
+    mapping = mapping or load_field_mapping()
+    sources = sources or load_sources()
+    library = library_of(home_root)
+    batch = ImportBatch(batch_id=new_import_id())
+    imported_at = datetime.now(timezone.utc).replace(tzinfo=None)
+    library.register(conn)
+    try:
+        plan: list[tuple[Source, list[Path]]] = []
+        if only_files is not None:
+            inbox = next((s for s in sources if s.mode == "append"), None)
+            if inbox is None:
+                raise ValueError("no append source is declared to import files into (pipelines/config/sources.yaml)")
+            plan.append((inbox, [Path(p).resolve() for p in only_files]))
+        else:
+            plan += [(s, source_files(s, home_root)) for s in sources]
+
+        reads: list[_ReadFile] = []
+        snapshot_reads: dict[str, list[_ReadFile]] = {}
+        for source, paths in plan:
+            if source.is_snapshot and not paths:
+                batch.retirement_withheld[source.name] = "no extract in the folder: nothing is retired"
+                continue
+            source_reads = _plan_source(conn, source, paths, home_root, mapping, batch)
+            if source.is_snapshot:
+                if source_reads is None:  # every extract already imported and nothing gone: no change
+                    continue
+                snapshot_reads[source.name] = source_reads
+            reads += source_reads or []
+
+        frames = [r.frame for r in reads if r.frame is not None]
+        _stage_incoming(conn, frames)
+        retire = _retirements(conn, sources, snapshot_reads, batch)
+        records, rows = _versions(conn, reads, retire, imported_at)
+        targets = _plan_storage(batch, sources, home_root, imported_at) if move_files else {}
+        imports = [r.file.as_row(batch.batch_id, imported_at, run_id) for r in reads]
+        library.commit_batch(
+            records,
+            rows,
+            pa.Table.from_pylist(imports, schema=IMPORTS_SCHEMA),
+        )
+    finally:
+        library.unregister(conn)
+    _move_files(batch, sources, home_root, targets)
+    refresh_working_copy(conn, library)
+    for item in batch.files:
+        level = logging.WARNING if item.status == "failed" else logging.INFO
+        log.log(level, "%s %s: %s rows read, %s rejected, %s new records%s", item.status, item.file_name,
+                item.rows_read, item.rows_rejected, item.records_new, f" ({item.reason})" if item.reason else "")
+    return batch
+
+
+def _plan_source(conn, source: Source, paths: list[Path], home_root: Path, mapping: FieldMapping,
+                 batch: ImportBatch) -> list[_ReadFile] | None:
+    """Hash and read one source's files. A snapshot whose files were all imported before and still hold
+    exactly the source's current records needs nothing: return None."""
+    items = []
+    seen: dict[str, int] = {}
+    known = dict(conn.execute(
+        "select content_hash, min(import_id) from lib_imports where source_system = ? and status = 'imported' group by 1",
+        [source.name]).fetchall())
+    for path in paths:
+        if not path.is_file():
+            log.warning("%s is gone; nothing to import", path)
+            continue
+        digest, size = file_hash(path)
+        item = FileImport(new_import_id(), source.name, file_label(path, home_root), path, digest, size)
+        if source.mode == "append" and (digest in known or digest in seen):
+            item.status, item.duplicate_of = "duplicate", known.get(digest, seen.get(digest))
+            item.reason = "此文件内容以前已导入，未重复导入 (this file's content was imported before; nothing was added again)"
+        elif source.is_snapshot and digest in known:
+            item.status, item.duplicate_of = "unchanged", known[digest]
+        seen.setdefault(digest, item.import_id)
+        items.append(item)
+    if source.is_snapshot and items and all(i.status == "unchanged" for i in items):
+        ids = [i.duplicate_of for i in items]
+        same = conn.execute(f"""
+            with snapshot as (select distinct record_id from lib_import_rows
+                              where outcome = 'accepted' and import_id in ({', '.join(map(str, ids))})),
+                 current as (select record_id from lib_current_records where source_system = ?)
+            select (select count(*) from snapshot) = (select count(*) from current)
+               and (select count(*) from snapshot anti join current using (record_id)) = 0
+        """, [source.name]).fetchone()[0]
+        if same:
+            return None
+    reads = []
+    for item in items:
+        batch.files.append(item)
+        if item.status == "duplicate":
+            reads.append(_ReadFile(item, None, []))
+        else:
+            reads.append(_read_file(item.path, item, source, mapping))
+    return reads
+
+
+def _stage_incoming(conn: duckdb.DuckDBPyConnection, frames: list[pl.DataFrame]) -> None:
+    """``incoming``: every read row with its record id and content hash (computed by DuckDB's md5)."""
+    columns = ["import_id", "source_system", *CANONICAL_FIELDS, EXTRA_FIELD, "source_file", "source_row",
+               KEY_COLUMN, "_content_text"]
+    if frames:
+        frame = pl.concat([f.select(columns) for f in frames], how="vertical")
+    else:
+        frame = pl.DataFrame(schema={c: (pl.Int64 if c in ("import_id", "source_row") else pl.Utf8) for c in columns})
+    conn.register("incoming_frame", frame.with_row_index("_order").to_arrow())
+    conn.execute(f"""
+        create or replace temp table incoming as
+        select * exclude (_content_text, {KEY_COLUMN}),
+               md5(_content_text) as content_hash,
+               case when {KEY_COLUMN} is not null then md5(source_system || {_SEP} || 'key' || {_SEP} || {KEY_COLUMN})
+                    else md5(source_system || {_SEP} || 'content' || {_SEP} || _content_text) end as record_id,
+               {KEY_COLUMN} is not null as keyed
+        from incoming_frame
+    """)
+    conn.unregister("incoming_frame")
+
+
+def _retirements(conn, sources: tuple[Source, ...], snapshot_reads: dict[str, list[_ReadFile]],
+                 batch: ImportBatch) -> dict[str, list[str]]:
+    """Record ids to retire per snapshot source: current records no file of the newest extract holds."""
+    retire: dict[str, list[str]] = {}
+    for source in sources:
+        reads = snapshot_reads.get(source.name)
+        if reads is None:
+            continue
+        failed = [r.file.file_name for r in reads if r.file.status == "failed"]
+        if failed:
+            batch.retirement_withheld[source.name] = (
+                f"an extract could not be read ({', '.join(failed)}): nothing is retired until it can be")
+            continue
+        ids = [r[0] for r in conn.execute("""
+            select record_id from lib_current_records c where source_system = ?
+              and not exists (select 1 from incoming i where i.record_id = c.record_id)
+        """, [source.name]).fetchall()]
+        current = conn.execute("select count(*) from lib_current_records where source_system = ?",
+                               [source.name]).fetchone()[0]
+        if ids and current and len(ids) / current > source.max_retire_share:
+            batch.retirement_withheld[source.name] = (
+                f"the new extract would retire {len(ids):,} of {current:,} records (more than "
+                f"{source.max_retire_share:.0%}): taken as a broken extract, nothing is retired")
+            log.warning("%s: %s", source.name, batch.retirement_withheld[source.name])
+            continue
+        if ids:
+            retire[source.name] = ids
+            batch.retired[source.name] = len(ids)
+    return retire
+
+
+def _versions(conn, reads: list[_ReadFile], retire: dict[str, list[str]], imported_at: datetime):
+    """New and updated record versions, retirements, and every row's outcome, as Arrow tables."""
+    # One version per record per batch: the first row for content ids (identical rows), the last row for
+    # keyed ones (a later row of the same key is the newer state).
+    conn.execute("""
+        create or replace temp table incoming_records as
+        select * from incoming
+        qualify row_number() over (partition by record_id
+                                   order by case when keyed then -_order else _order end) = 1
+    """)
+    conn.execute("""
+        create or replace temp table new_versions as
+        select i.*, case when c.record_id is null then 'new' else 'updated' end as change
+        from incoming_records i
+        left join lib_current_records c using (record_id)
+        where c.record_id is null or c.content_hash <> i.content_hash
+    """)
+    retired = [(source, rid) for source, ids in retire.items() for rid in ids]
+    conn.register("retired_frame", pa.table({"source_system": [s for s, _ in retired], "record_id": [r for _, r in retired]},
+                                            schema=pa.schema([("source_system", pa.string()), ("record_id", pa.string())])))
+    retire_import = {r.file.source_system: r.file.import_id for r in reads if r.file.status != "failed"}
+    conn.register("retire_import_frame", pa.table({"source_system": list(retire_import),
+                                                   "import_id": pa.array(list(retire_import.values()), pa.int64())}))
+    canonical = ", ".join(CANONICAL_FIELDS)
+    records = conn.execute(f"""
+        select record_id, import_id, change, source_system, content_hash, {canonical}, {EXTRA_FIELD},
+               source_file, source_row, ?::timestamp as ingested_at
+        from new_versions
+        union all
+        select r.record_id, ri.import_id, 'retired', r.source_system, null, {', '.join('null' for _ in CANONICAL_FIELDS)},
+               null, null, null, ?::timestamp
+        from retired_frame r join retire_import_frame ri using (source_system)
+    """, [imported_at, imported_at]).fetch_arrow_table()
+    conn.unregister("retired_frame")
+    conn.unregister("retire_import_frame")
+    for read in reads:
+        item = read.file
+        if item.status != "imported" and item.status != "unchanged":
+            continue
+        item.records_new, item.records_updated = conn.execute(
+            "select count(*) filter (where change = 'new'), count(*) filter (where change = 'updated') "
+            "from new_versions where import_id = ?", [item.import_id]).fetchone()
+    # The retirement is counted on the first readable file of the extract (its receipt names it).
+    for source, ids in retire.items():
+        first = next(r.file for r in reads if r.file.source_system == source and r.file.status != "failed")
+        first.records_retired = len(ids)
+    notes = [(r.file.import_id, f, row, None, outcome, reason)
+             for r in reads if r.file.status == "imported" for f, row, outcome, reason in r.notes]
+    note_table = pa.Table.from_pylist(
+        [dict(zip(IMPORT_ROW_SCHEMA.names, n)) for n in notes], schema=IMPORT_ROW_SCHEMA)
+    conn.register("note_rows", note_table)
+    imported_ids = [r.file.import_id for r in reads if r.file.status == "imported"] or [-1]
+    rows = conn.execute(f"""
+        select import_id, source_file, source_row, record_id, 'accepted' as outcome, null::varchar as reason
+        from incoming where import_id in ({', '.join(map(str, imported_ids))})
+        union all
+        select * from note_rows
+    """).fetch_arrow_table()
+    conn.unregister("note_rows")
+    return records.cast(RECORD_SCHEMA), rows.cast(IMPORT_ROW_SCHEMA)
+
+
+def _plan_storage(batch: ImportBatch, sources: tuple[Source, ...], home_root: Path,
+                  imported_at: datetime) -> dict[int, Path]:
+    """Where each file of an append source will be kept: imported and duplicate ones in archive/, failed
+    ones in failed/, named with the import time so nothing is overwritten. Nothing is ever deleted."""
+    by_name = {s.name: s for s in sources}
+    stamp = imported_at.strftime("%Y%m%d-%H%M%S")
+    targets: dict[int, Path] = {}
+    for item in batch.files:
+        source = by_name[item.source_system]
+        if source.mode != "append":
+            continue
+        target_dir = source.folder(home_root) / (FAILED_DIR if item.status == "failed" else ARCHIVE_DIR)
+        target = target_dir / f"{stamp}_{item.path.name}"
+        n = 1
+        while target.exists() or target in targets.values():
+            n += 1
+            target = target_dir / f"{stamp}-{n}_{item.path.name}"
+        targets[item.import_id] = target
+        item.stored_as = file_label(target, home_root)
+    return targets
+
+
+def _move_files(batch: ImportBatch, sources: tuple[Source, ...], home_root: Path, targets: dict[int, Path]) -> None:
+    """After the commit: files in the inbox move to their place; a file given on the command line from
+    elsewhere stays where the user keeps it, and the library keeps a copy."""
+    by_name = {s.name: s for s in sources}
+    for item in batch.files:
+        target = targets.get(item.import_id)
+        if target is None or not item.path.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if item.path.is_relative_to(by_name[item.source_system].folder(home_root).resolve()):
+            item.path.replace(target)
+        else:
+            shutil.copy2(item.path, target)
+
+
+def refresh_working_copy(conn: duckdb.DuckDBPyConnection, library: Library) -> None:
+    """Rebuild the DuckDB working copy of the library: current records and the import log."""
+    library.register(conn)
+    try:
+        conn.execute(f"create schema if not exists {RAW_SCHEMA}")
+        conn.execute("begin transaction")
+        # first_import_id: the import that first brought the record; a receipt tells rows that joined the
+        # library from rows it already had.
+        conn.execute(f"""create or replace table {LIBRARY_RECORDS} as
+                         select c.* exclude (import_id, content_hash), f.first_import_id
+                         from lib_current_records c
+                         join (select record_id, min(import_id) as first_import_id from lib_records group by 1) f
+                           using (record_id)
+                         order by record_id""")
+        conn.execute(f"create or replace table {LIBRARY_IMPORTS} as select * from lib_imports order by import_id")
         conn.execute("commit")
     except Exception:
         conn.execute("rollback")
         raise
     finally:
-        conn.unregister("incoming_raw")
-        conn.unregister("incoming_rejections")
-
-
-def ingest_source(conn: duckdb.DuckDBPyConnection, home_root: Path, source_system: str) -> IngestResult:
-    frame, result = read_source_folder(home_root / source_system, home_root, source_system)
-    write_raw(conn, frame, result)
-    log.info(
-        "ingested %s: %d rows from %d files, %d files rejected",
-        source_system, result.rows_read, result.files_read, len(result.rejected_files),
-    )
-    return result
+        library.unregister(conn)

@@ -21,6 +21,7 @@ from .match_config import MatchConfig
 from .matching import SCHEMA, SCORED_PAIRS
 from .profiling import relation_exists
 from .publish import LEAD_MEMBERS as PUBLISHED_MEMBERS
+from .sources import load_sources
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +242,19 @@ def assign_lead_ids(conn: duckdb.DuckDBPyConnection, has_previous: bool) -> None
         where i.lead_id not in (select lead_id from previous_members)
           and i.lead_id not in (select lead_id from {LEAD_REGISTRY})
         group by i.lead_id
+        union all
+        -- a record retired from its source (or no longer a lead) leaves its lead, with an event
+        select current_timestamp, 'record_retired', p.lead_id, null, 1,
+               'record ' || p.record_id || ' is no longer in the library'
+        from previous_members p anti join clusters c using (record_id)
+        union all
+        -- a lead left with no records is retired; its id is never issued again (the registry keeps it)
+        select current_timestamp, 'retired', p.lead_id, null, count(*),
+               'every record of the lead is gone; the id is retired and never reused'
+        from previous_members p
+        where p.lead_id not in (select lead_id from cluster_ids)
+        group by p.lead_id
+        having count(*) filter (where p.record_id in (select record_id from clusters)) = 0
     """)
 
 
@@ -287,10 +301,12 @@ def _members(conn: duckdb.DuckDBPyConnection, records: str) -> None:
 
 def _golden(conn: duckdb.DuckDBPyConnection, records: str, config: MatchConfig) -> None:
     """Golden lead per cluster: per field the surviving value by the configured rules; all contacts kept."""
-    priority = " ".join(f"when '{s}' then {i}" for i, s in enumerate(config.source_priority))
+    # Source priority is declared with the sources (pipelines/config/sources.yaml): lower wins.
+    source_priority = [source.name for source in load_sources()]
+    priority = " ".join(f"when '{s}' then {i}" for i, s in enumerate(source_priority))
     rules = {
         "most_recent": "r.updated_at desc nulls last",
-        "source_priority": f"(case r.source_system {priority} else {len(config.source_priority)} end)",
+        "source_priority": f"(case r.source_system {priority} else {len(source_priority)} end)",
         "most_complete": "r.filled desc",
     }
     order = ", ".join(rules[rule] for rule in config.survivorship_order) + ", r.record_id"

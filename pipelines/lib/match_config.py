@@ -23,7 +23,6 @@ class MatchConfig:
     shared_value_min_people: int
     max_cluster_size: int
     survivorship_order: tuple[str, ...]
-    source_priority: tuple[str, ...]
 
 
 def _number(doc: dict, path: str, source: Path, kind: type, low: float, high: float):
@@ -53,6 +52,9 @@ def load_match_config(path: Path = DEFAULT_MATCHING_CONFIG) -> MatchConfig:
     if review >= auto_merge:
         raise ConfigError(f"{path}: thresholds.review ({review}) must be below thresholds.auto_merge ({auto_merge})")
     survivorship = doc.get("survivorship") or {}
+    if "source_priority" in survivorship:
+        raise ConfigError(f"{path}: survivorship.source_priority: source priority is declared per source in "
+                          "pipelines/config/sources.yaml (priority:), not here")
     order = tuple(survivorship.get("order") or SURVIVORSHIP_RULES)
     unknown = [r for r in order if r not in SURVIVORSHIP_RULES]
     if unknown:
@@ -64,5 +66,4 @@ def load_match_config(path: Path = DEFAULT_MATCHING_CONFIG) -> MatchConfig:
         shared_value_min_people=_number(doc, "chaining_guard.shared_value_min_people", path, int, 2, 1000),
         max_cluster_size=_number(doc, "chaining_guard.max_cluster_size", path, int, 2, 10_000),
         survivorship_order=order,
-        source_priority=tuple(survivorship.get("source_priority") or ("warehouse", "inbox")),
     )

@@ -32,8 +32,8 @@ GATES: dict[str, dict[str, Any]] = {
         "query": """select record_id, mobile, email, wechat, qq, province, city,
                            lower(name) as name_lower, lower(company) as company_lower, source_file, source_row
                     from marts.lead_records""",
-        "parameters": {"accepted_rows": """select (select count(*) from raw.warehouse_leads) + (select count(*) from raw.inbox_leads)
-                                   - (select count(*) from marts.lead_rejections where source_row is not null)"""},
+        "parameters": {"accepted_rows": """select (select count(*) from raw.library_records)
+                                   - (select count(*) from marts.lead_rejections)"""},
     },
     "golden_leads": {
         "query": """select lead_id, mobile, email, wechat, qq, province, city,

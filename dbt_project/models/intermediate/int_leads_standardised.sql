@@ -40,6 +40,7 @@ standardised as (
         r.source_file,
         r.source_row,
         r.ingested_at,
+        r.first_import_id,
         {{ clean_person_name('r.name') }} as name,
         r.name as name_original,
         coalesce(c.mobiles, []) as mobiles,

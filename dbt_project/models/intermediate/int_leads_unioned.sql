@@ -1,4 +1,2 @@
--- All staged lead rows, whatever system they came from.
-select * from {{ ref('stg_raw__warehouse_leads') }}
-union all by name
-select * from {{ ref('stg_raw__inbox_leads') }}
+-- The staged library records, materialised once for the models that split and judge them.
+select * from {{ ref('stg_raw__library_records') }}

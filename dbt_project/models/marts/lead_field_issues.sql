@@ -21,6 +21,6 @@ other_issues as (
     where address is not null and province is null and city is null and district is null
 )
 
-select r.source_system, r.source_file, r.source_row, i.field, i.raw_value, i.status, i.issue
+select r.record_id, r.source_system, r.source_file, r.source_row, i.field, i.raw_value, i.status, i.issue
 from (select * from contact_issues union all select * from other_issues) as i
 join records as r on r.record_id = i.record_id

@@ -1,13 +1,8 @@
--- Everything that was not accepted, with the reason: whole files that could not be read, and rows.
+-- Library records that cannot be a lead, with the reason. Files and rows refused at import (unreadable
+-- files, ragged rows, totals lines) never become records: the import log in the library keeps them, and
+-- each file's receipt lists them.
 select
-    source_system,
-    source_file,
-    null::bigint as source_row,
-    null::varchar as field,
-    reason
-from {{ source('raw', 'ingest_rejections') }}
-union all
-select
+    record_id,
     source_system,
     source_file,
     source_row,

@@ -1,55 +1,74 @@
-"""Ingestion: every lead file under <home>/warehouse and <home>/inbox into raw DuckDB tables."""
-
+"""Ingestion: the declared sources' files into the lead library, and its working copy into DuckDB."""
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
 
 from pipelines.defs.resources import DUCKDB_WRITER_POOL, LeadHomeResource
-from pipelines.lib.ingest import REJECTIONS_TABLE, SOURCE_SYSTEMS, ingest_source, raw_table
+from pipelines.lib.ingest import LIBRARY_IMPORTS, LIBRARY_RECORDS, import_files
+from pipelines.lib.library import library_of
 from pipelines.lib.profiling import profile_relation
+from pipelines.lib.receipts import write_receipts
+from pipelines.lib.sources import load_sources
 
-RAW_SPECS = {
-    system: dg.AssetSpec(
-        key=["raw", f"{system}_leads"],
-        description=f"Lead files under <home>/{system} ({', '.join(patterns)}), all text, headers mapped.",
+
+class ImportConfig(dg.Config):
+    """Empty ``files``: every declared source (the nightly run). Otherwise only these files, into the
+    append source (the inbox sensor and ``leadfactory ingest``)."""
+
+    files: list[str] = []
+
+
+# Kept in a dict: the defs loader would take bare AssetSpecs at module level for assets of their own.
+LIBRARY_SPECS = {spec.key.to_user_string(): spec for spec in [
+    dg.AssetSpec(
+        key=["raw", "library_records"],
+        description="The lead library's current records (all sources, all text, headers mapped, stable record_id); "
+                    "the system of record is the append-only Delta tables under <home>/library.",
         group_name="ingest",
-        kinds={"duckdb", "python"},
-        skippable=True,
-    )
-    for system, patterns in SOURCE_SYSTEMS.items()
-}
-# Kept in a dict, not at module level: the defs loader would take a bare AssetSpec for an asset of its own.
-RAW_SPECS["rejections"] = dg.AssetSpec(
-    key=["raw", "ingest_rejections"],
-    description="Whole files that could not be read, with the reason naming file (and row).",
-    group_name="ingest",
-    kinds={"duckdb"},
-    skippable=True,
-)
+        kinds={"deltalake", "duckdb", "python"},
+    ),
+    dg.AssetSpec(
+        key=["raw", "library_imports"],
+        description="Every file an import looked at: imported, duplicate, unchanged or failed, with its counts.",
+        group_name="ingest",
+        kinds={"deltalake", "duckdb"},
+    ),
+]}
 
 
-@dg.multi_asset(specs=list(RAW_SPECS.values()), can_subset=True, pool=DUCKDB_WRITER_POOL)
-def raw_lead_files(context: dg.AssetExecutionContext, lead_home: LeadHomeResource) -> Iterator[dg.MaterializeResult]:
+@dg.multi_asset(specs=list(LIBRARY_SPECS.values()), pool=DUCKDB_WRITER_POOL)
+def library_records(context: dg.AssetExecutionContext, config: ImportConfig,
+                    lead_home: LeadHomeResource) -> Iterator[dg.MaterializeResult]:
     home = lead_home.lead_home()
-    selected = context.selected_asset_keys
+    library = library_of(home.root)
     with home.connect() as conn:
-        for system in SOURCE_SYSTEMS:
-            spec = RAW_SPECS[system]
-            if spec.key not in selected:
-                continue
-            result = ingest_source(conn, home.root, system)
-            for file, reason in result.rejected_files:
-                context.log.warning(f"rejected {file}: {reason}")
-            yield dg.MaterializeResult(
-                asset_key=spec.key,
-                metadata={
-                    **profile_relation(conn, raw_table(system)),
-                    "files_read": result.files_read,
-                    "files_rejected": len(result.rejected_files),
-                    "rows_by_file": dg.MetadataValue.json(result.rows_by_file),
-                },
-            )
-        if RAW_SPECS["rejections"].key in selected:
-            count = conn.execute(f"select count(*) from {REJECTIONS_TABLE}").fetchone()[0]
-            yield dg.MaterializeResult(asset_key=RAW_SPECS["rejections"].key, metadata={"row_count": count})
+        batch = import_files(conn, home.root, load_sources(),
+                             only_files=[Path(f) for f in config.files] if config.files else None,
+                             run_id=context.run_id)
+        # A duplicate or unreadable file is answered at once; imported files get theirs after publication.
+        answered = write_receipts(conn, library, home.outbox_dir,
+                                  import_ids=[f.import_id for f in batch.files if f.status in ("duplicate", "failed")])
+        for item in batch.failed:
+            context.log.warning(f"file not imported: {item.file_name}: {item.reason}")
+        for source, why in batch.retirement_withheld.items():
+            context.log.warning(f"{source}: {why}")
+        records_profile = profile_relation(conn, LIBRARY_RECORDS)
+        imports_count = conn.execute(f"select count(*) from {LIBRARY_IMPORTS}").fetchone()[0]
+    yield dg.MaterializeResult(
+        asset_key=["raw", "library_records"],
+        metadata={
+            **records_profile,
+            **{f"batch/{k}": v for k, v in batch.counts().items()},
+            "files": dg.MetadataValue.json([
+                {"file": f.file_name, "status": f.status, "rows_read": f.rows_read, "rows_rejected": f.rows_rejected,
+                 "records_new": f.records_new, "records_updated": f.records_updated,
+                 "records_retired": f.records_retired, "reason": f.reason, "kept_as": f.stored_as}
+                for f in batch.files]),
+            "retirement_withheld": dg.MetadataValue.json(batch.retirement_withheld),
+            "receipts_written": len(answered),
+            "library": dg.MetadataValue.path(str(library.root)),
+        },
+    )
+    yield dg.MaterializeResult(asset_key=["raw", "library_imports"], metadata={"row_count": imports_count})

@@ -42,6 +42,7 @@ def golden_leads(context: dg.AssetExecutionContext, lead_home: LeadHomeResource)
         stats = build_leads(conn, LEAD_RECORDS, load_match_config())
     context.log.info(f"leads built: {stats.as_dict()}")
     return dg.MaterializeResult(metadata={
+        "records": stats.records,
         "pairs_scored": stats.pairs_scored,
         "pairs_merged": stats.pairs_merged,
         "pairs_sent_to_review": stats.pairs_to_review,

@@ -6,6 +6,8 @@ from pipelines.defs.resources import DUCKDB_WRITER_POOL, LeadHomeResource
 from pipelines.lib.profiling import profile_relation
 from pipelines.lib.quality import write_quality_report
 from pipelines.lib.publish import LEAD_MEMBERS, LEAD_REVIEW_QUEUE, LEADS_CLEAN, LEADS_UNREACHABLE, publish_leads
+from pipelines.lib.library import library_of
+from pipelines.lib.receipts import write_receipts
 from pipelines.lib.summary import run_summary
 
 PUBLISHED = {
@@ -48,3 +50,28 @@ def published_leads(context: dg.AssetExecutionContext, lead_home: LeadHomeResour
                                  if isinstance(v, (int, float)) and not isinstance(v, bool)})
                 metadata["quality_report"] = dg.MetadataValue.path(str(report))
             yield dg.MaterializeResult(asset_key=["published", name], metadata=metadata)
+
+
+@dg.asset(
+    key=["outbox", "import_receipts"],
+    deps=[dg.AssetKey(["published", name]) for name in PUBLISHED],
+    group_name="publish",
+    kinds={"excel"},
+    pool=DUCKDB_WRITER_POOL,
+    description="A receipt workbook in <home>/outbox/ for every imported file that has none yet: rows read, new "
+                "leads, merged, for review, rejected (reconciling), with the rows and reasons.",
+)
+def import_receipts(context: dg.AssetExecutionContext, lead_home: LeadHomeResource) -> dg.MaterializeResult:
+    home = lead_home.lead_home()
+    with home.connect() as conn:
+        written = write_receipts(conn, library_of(home.root), home.outbox_dir)
+    for receipt in written:
+        context.log.info(f"receipt: {receipt.render()}")
+    return dg.MaterializeResult(metadata={
+        "receipts_written": len(written),
+        "all_reconcile": all(r.reconciles for r in written),
+        "receipts": dg.MetadataValue.json([
+            {"file": r.file_name, "status": r.status, "rows_read": r.rows_read, "new_leads": r.new_leads,
+             "merged": r.rows_merged, "review": r.rows_in_review, "rejected": r.rows_rejected,
+             "receipt": str(r.path)} for r in written]),
+    })

@@ -4,6 +4,7 @@ import dagster as dg
 
 from pipelines.defs.resources import LeadHomeResource
 from pipelines.lib.quality import QualityResult, source_age_hours, suite_path, validate_gate
+from pipelines.lib.sources import Source, load_sources
 
 
 def _gate(lead_home: LeadHomeResource, name: str) -> dg.AssetCheckResult:
@@ -60,15 +61,16 @@ def golden_leads_quality(lead_home: LeadHomeResource) -> dg.AssetCheckResult:
 FRESHNESS_LIMIT_HOURS = 24.0
 
 
-def _freshness_check(source: str):
+def _freshness_check(source: Source):
     @dg.asset_check(
-        asset=dg.AssetKey(["raw", f"{source}_leads"]),
-        name=f"{source}_freshness",
-        description=f"A new file arrived in <home>/{source} within the last {FRESHNESS_LIMIT_HOURS:.0f} hours.",
+        asset=dg.AssetKey(["raw", "library_records"]),
+        name=f"{source.name}_freshness",
+        description=f"A new file arrived in <home>/{source.path} (source {source.name}) within the last "
+                    f"{FRESHNESS_LIMIT_HOURS:.0f} hours.",
     )
     def _check(lead_home: LeadHomeResource) -> dg.AssetCheckResult:
         home = lead_home.lead_home()
-        hours = source_age_hours(home.root / source)
+        hours = source_age_hours(source.folder(home.root))
         fresh = hours is not None and hours <= FRESHNESS_LIMIT_HOURS
         return dg.AssetCheckResult(
             passed=fresh,
@@ -81,5 +83,10 @@ def _freshness_check(source: str):
     return _check
 
 
-warehouse_freshness = _freshness_check("warehouse")
-inbox_freshness = _freshness_check("inbox")
+# One check per declared source; kept in a dict so the defs loader finds each by its own name.
+FRESHNESS_CHECKS = {source.name: _freshness_check(source) for source in load_sources()}
+
+
+@dg.definitions
+def freshness_checks() -> dg.Definitions:
+    return dg.Definitions(asset_checks=list(FRESHNESS_CHECKS.values()))

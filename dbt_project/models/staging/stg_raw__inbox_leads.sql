@@ -1,2 +1,0 @@
--- depends_on: {{ ref('junk_values') }}
-{{ stage_raw_leads(source('raw', 'inbox_leads')) }}

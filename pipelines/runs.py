@@ -1,0 +1,130 @@
+"""Running the code location's jobs from Python: the CLI, the tests and the benchmarks all come here,
+so they run the same job definitions as the Dagster UI (one orchestration path)."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import dagster as dg
+import polars as pl
+
+from pipelines.lib.dbt_project import parse_dbt_project
+from pipelines.lib.dedupe import dedupe_output, write_dedupe_output
+from pipelines.lib.home import LeadHome
+from pipelines.lib.leads import LeadStats
+from pipelines.lib.library import library_of
+
+
+def load_job(name: str) -> dg.JobDefinition:
+    parse_dbt_project()  # the dbt assets are built from the manifest, so it must exist before import
+    from pipelines.definitions import defs
+
+    return defs().resolve_job_def(name)
+
+
+def import_run_config(files: list[str | Path]) -> dict:
+    """Run config naming the files an import job reads (empty: every declared source)."""
+    return {"ops": {"library_records": {"config": {"files": [str(f) for f in files]}}}}
+
+
+def run_job(name: str, instance: dg.DagsterInstance | None = None, run_config: dict | None = None,
+            raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
+    """Run a job in-process on the current home (``$LEADFACTORY_HOME``); dead runs are reaped first."""
+    from pipelines.defs.run_health import reap_dead_runs
+
+    job = load_job(name)
+    instance = instance or dg.DagsterInstance.ephemeral()
+    reap_dead_runs(instance)
+    return job.execute_in_process(instance=instance, run_config=run_config or {}, raise_on_error=raise_on_error)
+
+
+def dedupe_file(input_path: Path, output_path: Path, progress: Callable[[str, float], None] | None = None,
+                run_config: dict | None = None) -> tuple[pl.DataFrame, LeadStats, dict[str, float]]:
+    """Deduplicate one file without touching the lead library; write one row per input data row.
+
+    Runs ``dedupe_job`` (the library's own import, dbt rules and matcher) on a temporary home; each
+    step's time is reported through ``progress(name, seconds)``."""
+    input_path, output_path = Path(input_path).resolve(), Path(output_path)
+    if not input_path.is_file():
+        raise FileNotFoundError(f"{input_path}: no such file")
+    if output_path.suffix.lower() not in (".csv", ".xlsx"):
+        raise ValueError(f"{output_path}: the output must end in .csv or .xlsx")
+    timings: dict[str, float] = {}
+    parse_dbt_project()
+    job = load_job("dedupe_job")
+    config = {**(run_config or {}),
+              "ops": {**(run_config or {}).get("ops", {}), "library_records": {"config": {"files": [str(input_path)]}}}}
+    with tempfile.TemporaryDirectory(prefix="leadfactory-dedupe-") as tmp:
+        home = LeadHome.from_env(tmp).ensure()
+        with home.activated(), dg.DagsterInstance.ephemeral() as instance:
+            started = time.perf_counter()
+            result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=config)
+            step_times(instance, result.run_id, timings, progress)
+            if not result.success:
+                failure = next((e for e in result.all_events if e.is_step_failure), None)
+                error = failure.step_failure_data.error if failure else None
+                raise ValueError(f"{input_path.name}: could not be deduplicated: {error.message.strip() if error else ''}")
+            t = time.perf_counter()
+            library = library_of(home.root)
+            with home.connect() as conn:
+                library.register(conn)
+                try:
+                    failed = conn.execute("select reason from lib_imports where status = 'failed'").fetchall()
+                    if failed:
+                        raise ValueError(f"{input_path.name}: {failed[0][0]}")
+                    output = dedupe_output(conn)
+                finally:
+                    library.unregister(conn)
+            stats = golden_lead_stats(result)
+            timings["total"] = time.perf_counter() - started
+    write_dedupe_output(output, output_path)
+    timings["write output"] = time.perf_counter() - t
+    if progress:
+        progress("write output", timings["write output"])
+    return output, stats, timings
+
+
+STAGE_NAMES = {
+    "library_records": "read file",
+    "standardised_lead_models": "standardise (dbt)",
+    "matching__scored_pairs": "score pairs (Splink)",
+    "matching__golden_leads": "cluster and build leads",
+}
+
+
+def step_times(instance, run_id: str, timings: dict[str, float],
+               progress: Callable[[str, float], None] | None = None) -> dict[str, float]:
+    """Each step's wall time, from the run's event log (start to success)."""
+    started: dict[str, float] = {}
+    for record in instance.get_records_for_run(run_id, limit=100_000).records:
+        event = record.event_log_entry.dagster_event
+        if event is None or not event.step_key:
+            continue
+        if event.is_step_start:
+            started[event.step_key] = record.event_log_entry.timestamp
+        elif event.is_step_success and event.step_key in started:
+            name = STAGE_NAMES.get(event.step_key, event.step_key)
+            timings[name] = record.event_log_entry.timestamp - started[event.step_key]
+            if progress:
+                progress(name, timings[name])
+    return timings
+
+
+def golden_lead_stats(result) -> LeadStats:
+    """The golden_leads step's figures, from its materialization metadata."""
+    for event in result.all_events:
+        if event.is_step_materialization:
+            materialization = event.step_materialization_data.materialization
+            if materialization.asset_key.path == ["matching", "golden_leads"]:
+                meta = {k: v.value for k, v in materialization.metadata.items()}
+                return LeadStats(
+                    records=meta["records"], pairs_scored=meta["pairs_scored"], pairs_merged=meta["pairs_merged"],
+                    pairs_to_review=meta["pairs_sent_to_review"],
+                    clusters_split_by_guard=meta["clusters_split_by_chaining_guard"],
+                    largest_cluster_before_guard=meta["largest_cluster_before_guard"],
+                    largest_lead=meta["largest_lead"], leads=meta["leads"], leads_merged=meta["leads_merged"],
+                    leads_split=meta["leads_split"])
+    raise ValueError("the run built no golden leads")
