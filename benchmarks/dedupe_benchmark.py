@@ -96,29 +96,28 @@ def splink_default_baseline(raw: pl.DataFrame) -> np.ndarray:
 
 
 def leadfactory_without_guard(source: Path) -> tuple[np.ndarray, float]:
-    """The same standardisation and model with the chaining guard switched off: no value is treated
-    as shared, and clusters may grow without limit. Shows what the guard prevents."""
-    from dataclasses import replace
+    """The same job, standardisation and model with the chaining guard switched off (a matching config
+    where no value is treated as shared and clusters may grow without limit). Shows what the guard prevents."""
+    import os
 
-    from pipelines.lib.dedupe import match_records, standardise_home
-    from pipelines.lib.home import LeadHome
-    from pipelines.lib.match_config import load_match_config
+    import yaml
+
+    from pipelines.lib.match_config import DEFAULT_MATCHING_CONFIG, MATCHING_CONFIG_ENV
+    from pipelines.runs import dedupe_file
 
     with tempfile.TemporaryDirectory(prefix="leadfactory-noguard-") as tmp:
-        home = LeadHome.from_env(tmp).ensure()
-        (home.warehouse_dir / source.name).write_bytes(source.read_bytes())
-        with home.activated():
-            standardise_home(home)
-            t = time.perf_counter()
-            config = replace(load_match_config(), shared_value_min_people=10**9, max_cluster_size=10**9)
-            with home.connect() as conn:
-                match_records(conn, config)
-                frame = conn.execute("""
-                    select r.source_row, m.lead_id from marts.lead_records r join matching.lead_members m using (record_id)
-                    union all select source_row, 'rejected-' || source_row from marts.lead_rejections where source_row is not null
-                    order by source_row""").pl()
-            seconds = time.perf_counter() - t
-    return frame["lead_id"].to_numpy(), seconds
+        doc = yaml.safe_load(DEFAULT_MATCHING_CONFIG.read_text(encoding="utf-8"))
+        doc["chaining_guard"] = {"shared_value_min_people": 1000, "max_cluster_size": 10_000}
+        config = Path(tmp) / "matching.yaml"
+        config.write_text(yaml.safe_dump(doc), encoding="utf-8")
+        os.environ[MATCHING_CONFIG_ENV] = str(config)
+        try:
+            output, _, timings = dedupe_file(source, Path(tmp) / "out.csv")
+        finally:
+            os.environ.pop(MATCHING_CONFIG_ENV, None)
+    frame = output.sort("source_row").select(pl.coalesce("lead_id", pl.format("rejected-{}", "source_row")))
+    seconds = timings.get("score pairs (Splink)", 0.0) + timings.get("cluster and build leads", 0.0)
+    return frame[:, 0].to_numpy(), seconds
 
 
 def run_size(records: int, baselines: bool) -> None:

@@ -31,7 +31,10 @@ def _execute_job(args: argparse.Namespace, job_name: str, run_config: dict | Non
     job = load_job(job_name)
     print(f"running {job_name} on {home.root}", flush=True)
     holder = home.writer_lock_holder()
-    with DagsterInstance.get() as instance:
+    with home.instance_lock():
+        instance = DagsterInstance.get()
+        instance.get_run_records(limit=1)  # creates the storage now, under the lock, if the home is new
+    with instance:
         for run_id in reap_dead_runs(instance):
             print(f"run {run_id} had died; marked failed so it blocks nothing", file=sys.stderr)
         if holder and _lock_is_held(home):
@@ -176,7 +179,8 @@ def print_summary(home: LeadHome) -> None:
     if not home.duckdb_path.exists():
         print("nothing has run on this home yet")
         return
-    with home.connect(read_only=True) as conn:
+    # Read under the writer lock: a run the sensor starts meanwhile waits, rather than failing on the file.
+    with home.writer_lock("leadfactory summary", wait_seconds=3600), home.connect(read_only=True) as conn:
         print(run_summary(conn).render())
 
 
@@ -187,7 +191,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if not home.duckdb_path.exists():
         print("nothing has run on this home yet", file=sys.stderr)
         return 2
-    with home.connect(read_only=True) as conn:
+    with home.writer_lock("leadfactory report", wait_seconds=3600), home.connect(read_only=True) as conn:
         target, figures = write_quality_report(conn, home.root)
     for key, value in figures.items():
         print(f"{key:<34} {value}")

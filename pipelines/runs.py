@@ -31,14 +31,24 @@ def import_run_config(files: list[str | Path]) -> dict:
 
 
 def run_job(name: str, instance: dg.DagsterInstance | None = None, run_config: dict | None = None,
-            raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
-    """Run a job in-process on the current home (``$LEADFACTORY_HOME``); dead runs are reaped first."""
+            raise_on_error: bool = True, asset_selection: list[dg.AssetKey] | None = None) -> dg.ExecuteInProcessResult:
+    """Run a job (or some of its assets) in-process on the current home (``$LEADFACTORY_HOME``); dead runs
+    are reaped first."""
     from pipelines.defs.run_health import reap_dead_runs
 
     job = load_job(name)
     instance = instance or dg.DagsterInstance.ephemeral()
     reap_dead_runs(instance)
-    return job.execute_in_process(instance=instance, run_config=run_config or {}, raise_on_error=raise_on_error)
+    return job.execute_in_process(instance=instance, run_config=run_config or {}, raise_on_error=raise_on_error,
+                                  asset_selection=asset_selection)
+
+
+def standardise_library(instance: dg.DagsterInstance | None = None) -> dg.ExecuteInProcessResult:
+    """Import the home's sources and run the dbt rules only (dedupe_job up to marts.lead_records)."""
+    job = load_job("dedupe_job")
+    keys = [key for key in job.asset_layer.executable_asset_keys
+            if key.path[0] in ("raw", "reference", "staging", "intermediate", "marts")]
+    return run_job("dedupe_job", instance=instance, asset_selection=keys)
 
 
 def dedupe_file(input_path: Path, output_path: Path, progress: Callable[[str, float], None] | None = None,

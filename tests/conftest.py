@@ -29,19 +29,28 @@ def use_home(root: Path, monkeypatch: pytest.MonkeyPatch) -> LeadHome:
 
 def run_nightly_job(instance=None, raise_on_error: bool = True):
     """Run the real nightly job in-process on the current home (ephemeral Dagster instance unless given)."""
-    from dagster import DagsterInstance
+    from pipelines.runs import run_job
 
-    from pipelines.definitions import defs
-
-    job = defs().resolve_job_def("nightly_job")
-    instance = instance or DagsterInstance.ephemeral()
-    return job.execute_in_process(instance=instance, raise_on_error=raise_on_error)
+    return run_job("nightly_job", instance=instance, raise_on_error=raise_on_error)
 
 
 def write_csv(path: Path, rows: list[dict], encoding: str = "utf-8") -> Path:
+    """Write rows as a CSV file that has finished arriving (dated a minute ago: a file written in the last
+    seconds is taken as still being copied and left for the next run)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     text = pl.DataFrame(rows, infer_schema_length=None).write_csv()
     path.write_bytes(text.encode(encoding))
+    return settled(path)
+
+
+def settled(path: Path, seconds: float = 60, write: bytes | None = None) -> Path:
+    """Date a file ``seconds`` back (writing ``write`` first, if given), as a file dropped a while ago."""
+    import time
+
+    if write is not None:
+        path.write_bytes(write)
+    when = time.time() - seconds
+    os.utime(path, (when, when))
     return path
 
 
@@ -65,17 +74,14 @@ def pytest_configure(config):
     os.environ.setdefault("DAGSTER_DISABLE_TELEMETRY", "1")
 
 
-def run_library(home: LeadHome):
-    """The nightly job's steps called as plain library code (faster than Dagster for multi-run tests)."""
-    from pipelines.lib.dedupe import match_records, standardise_home
-    from pipelines.lib.publish import publish_leads
+def run_library(home: LeadHome, files: list[Path] | None = None):
+    """The real nightly job on ``home`` (or the inbox import job on ``files``); fails the test if the run fails."""
+    from pipelines.runs import import_run_config, run_job
 
     home.export_env()
-    standardise_home(home)
-    with home.connect() as conn:
-        stats = match_records(conn)
-        publish_leads(conn)
-    return stats
+    if files:
+        return run_job("inbox_import_job", run_config=import_run_config(files))
+    return run_job("nightly_job")
 
 
 def leads_of(home: LeadHome) -> dict[str, str]:

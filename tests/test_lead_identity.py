@@ -11,6 +11,11 @@ from tests.conftest import leads_of, run_library, use_home, write_csv
 P = "warehouse/people.csv#"
 
 
+def row(i: int) -> str:
+    """The i-th person of BASE as lineage names it: Excel's row number, the header being row 1."""
+    return f"{P}{i + 1}"
+
+
 def person(name, mobile=None, email=None, company=None, city=None):
     return {"姓名": name, "手机": mobile, "邮箱": email, "公司": company, "城市": city}
 
@@ -41,8 +46,8 @@ def home(tmp_path, monkeypatch):
 
 def test_same_input_same_ids(home):
     first = leads_of(home)
-    assert first[P + "1"] == first[P + "2"]
-    assert len({first[P + str(i)] for i in range(1, 7)}) == 5
+    assert first[row(1)] == first[row(2)]
+    assert len({first[row(i)] for i in range(1, 7)}) == 5
     run_library(home)
     assert leads_of(home) == first
 
@@ -52,48 +57,51 @@ def test_a_new_record_joins_the_existing_lead_and_keeps_its_id(home):
     write_csv(home.inbox_dir / "new.csv", [person("张伟", None, "zw@qq.com", None, "北京")])
     run_library(home)
     after = leads_of(home)
-    assert after["inbox/new.csv#1"] == before[P + "1"]
+    assert after["inbox/new.csv#2"] == before[row(1)]
     assert {k: v for k, v in after.items() if k.startswith(P)} == before
 
 
 def test_merge_keeps_a_deterministic_survivor_and_records_the_other(home):
     before = leads_of(home)
-    a, b = before[P + "3"], before[P + "4"]
+    a, b = before[row(3)], before[row(4)]
     assert a != b
     write_csv(home.inbox_dir / "bridge.csv", [person("李娜", "13900000002", "lina2@163.com", None, "深圳")])
     run_library(home)
     after = leads_of(home)
     survivor = min(a, b)  # one record each: the tie goes to the smaller id
-    assert after[P + "3"] == after[P + "4"] == after["inbox/bridge.csv#1"] == survivor
+    assert after[row(3)] == after[row(4)] == after["inbox/bridge.csv#2"] == survivor
     assert ("merged", max(a, b), survivor) in events(home)
 
 
 def test_split_leaves_the_id_with_the_larger_part(home):
-    write_csv(home.inbox_dir / "bridge.csv", [person("李娜", "13900000002", "lina2@163.com", None, "深圳"),
-                                              person("李娜", "13900000002", None, None, "深圳")])
+    # A second warehouse extract bridges records 3 and 4; when its newest version drops the bridge, the
+    # bridge record is retired and the lead splits.
+    write_csv(home.warehouse_dir / "bridge.csv", [person("李娜", "13900000002", "lina2@163.com", None, "深圳"),
+                                                  person("李娜", "13900000002", None, None, "深圳")])
     run_library(home)
     merged = leads_of(home)
-    lead = merged[P + "3"]
-    assert merged[P + "4"] == lead
+    lead = merged[row(3)]
+    assert merged[row(4)] == lead
     # the bridge goes, but its second record (same mobile as record 3) stays: {3, bridge#2} vs {4}
-    write_csv(home.inbox_dir / "bridge.csv", [person("李娜", "13900000002", None, None, "深圳")])
+    write_csv(home.warehouse_dir / "bridge.csv", [person("李娜", "13900000002", None, None, "深圳")])
     run_library(home)
     split = leads_of(home)
-    assert split[P + "3"] == lead  # the larger part keeps the id
-    assert split[P + "4"] != lead
-    assert ("split", lead, split[P + "4"]) in events(home)
+    assert split[row(3)] == lead  # the larger part keeps the id
+    assert split[row(4)] != lead
+    assert ("split", lead, split[row(4)]) in events(home)
+    assert ("record_retired", lead, None) in events(home)
 
 
 def test_different_is_never_merged_again(home):
     before = leads_of(home)
-    a, b = before[P + "3"], before[P + "4"]
+    a, b = before[row(3)], before[row(4)]
     with home.connect() as conn:
         record_decision(conn, a, b, "different", decided_by="test")
     write_csv(home.inbox_dir / "bridge.csv", [person("李娜", "13900000002", "lina2@163.com", None, "深圳")])
     for _ in range(2):  # and still not on the run after
         run_library(home)
         after = leads_of(home)
-        assert after[P + "3"] == a and after[P + "4"] == b
+        assert after[row(3)] == a and after[row(4)] == b
     with duckdb.connect(str(home.duckdb_path), read_only=True) as conn:
         offered = conn.execute("select count(*) from published.lead_review_queue where "
                                "(lead_id_l = ? and lead_id_r = ?) or (lead_id_l = ? and lead_id_r = ?)", [a, b, b, a]).fetchone()[0]
@@ -102,36 +110,97 @@ def test_different_is_never_merged_again(home):
 
 def test_same_is_always_merged(home):
     before = leads_of(home)
-    c, d = before[P + "5"], before[P + "6"]
+    c, d = before[row(5)], before[row(6)]
     with home.connect() as conn:
         record_decision(conn, c, d, "same", decided_by="test")
     run_library(home)
     after = leads_of(home)
-    assert after[P + "5"] == after[P + "6"] == min(c, d)
+    assert after[row(5)] == after[row(6)] == min(c, d)
     with duckdb.connect(str(home.duckdb_path), read_only=True) as conn:
-        explanation = conn.execute("select match_explanation from published.lead_members where source_row = 6 "
+        explanation = conn.execute("select match_explanation from published.lead_members where source_row = 7 "
                                    "and source_file = 'warehouse/people.csv'").fetchone()[0]
     assert "a person decided: same" in explanation
 
 
 def test_decisions_name_existing_leads(home):
-    existing = leads_of(home)[P + "1"]
+    existing = leads_of(home)[row(1)]
     with home.connect() as conn, pytest.raises(ValueError, match="is not in published.lead_members"):
         record_decision(conn, "LNOTALEAD", existing, "same")
 
 
 def test_an_unreachable_lead_is_quarantined_with_the_reason_and_comes_back_when_repaired(home):
-    write_csv(home.inbox_dir / "fix_me.csv", [person("孙悟空", "1380013", None, "花果山贸易有限公司", "苏州")])
+    write_csv(home.warehouse_dir / "fix_me.csv", [person("孙悟空", "1380013", None, "花果山贸易有限公司", "苏州")])
     run_library(home)
-    lead = leads_of(home)["inbox/fix_me.csv#1"]
+    lead = leads_of(home)["warehouse/fix_me.csv#2"]
     with duckdb.connect(str(home.duckdb_path), read_only=True) as conn:
         reason, rows = conn.execute("select reason, rows_to_fix from published.leads_unreachable where lead_id = ?",
                                     [lead]).fetchone()
         published = conn.execute("select count(*) from published.leads_clean where lead_id = ?", [lead]).fetchone()[0]
-    assert "mobile invalid" in reason and rows == ["inbox/fix_me.csv#1"] and published == 0
-    write_csv(home.inbox_dir / "fix_me.csv", [person("孙悟空", "13800139999", None, "花果山贸易有限公司", "苏州")])
+    assert "mobile invalid" in reason and rows == ["warehouse/fix_me.csv#2"] and published == 0
+    # The specialist corrects the cell in the extract: the edited row replaces the old record and the
+    # lead keeps its id.
+    write_csv(home.warehouse_dir / "fix_me.csv", [person("孙悟空", "13800139999", None, "花果山贸易有限公司", "苏州")])
     run_library(home)
-    assert leads_of(home)["inbox/fix_me.csv#1"] == lead
+    assert leads_of(home)["warehouse/fix_me.csv#2"] == lead
     with duckdb.connect(str(home.duckdb_path), read_only=True) as conn:
         assert conn.execute("select mobile from published.leads_clean where lead_id = ?", [lead]).fetchone() == ("+8613800139999",)
         assert conn.execute("select count(*) from published.leads_unreachable where lead_id = ?", [lead]).fetchone()[0] == 0
+
+
+def members(home) -> dict[str, str]:
+    """{record_id: lead_id} of the current publication."""
+    with duckdb.connect(str(home.duckdb_path), read_only=True) as conn:
+        return dict(conn.execute("select record_id, lead_id from published.lead_members").fetchall())
+
+
+def lifecycle_events(home) -> int:
+    with duckdb.connect(str(home.duckdb_path), read_only=True) as conn:
+        return conn.execute("select count(*) from published.lead_events "
+                            "where event_type in ('created', 'record_retired', 'retired', 'merged', 'split')").fetchone()[0]
+
+
+def test_rename_reorder_reexport_and_archive_change_no_lead_id_and_decisions_follow(home):
+    write_csv(home.inbox_dir / "drop.csv", [person("赵敏", "13311112222", None, "明教", "杭州"),
+                                            person("张伟", "13812345601", None, None, "北京")])
+    run_library(home)
+    assert not (home.inbox_dir / "drop.csv").exists()  # archived: the library keeps its records
+    first = leads_of(home)
+    c, d = first[row(5)], first[row(6)]
+    with home.connect() as conn:
+        record_decision(conn, c, d, "same", decided_by="test")
+    run_library(home)
+    before, events_before = members(home), lifecycle_events(home)
+    assert leads_of(home)[row(5)] == leads_of(home)[row(6)] == min(c, d)
+    # renamed with a date, rows reversed
+    (home.warehouse_dir / "people.csv").unlink()
+    write_csv(home.warehouse_dir / "people_2026-11-23.csv", list(reversed(BASE)))
+    run_library(home)
+    assert members(home) == before and lifecycle_events(home) == events_before
+    # re-exported by another tool: English headers, another column order, GBK
+    (home.warehouse_dir / "people_2026-11-23.csv").unlink()
+    english = [{"Company": p["公司"], "Name": p["姓名"], "E-mail": p["邮箱"], "Mobile": p["手机"], "City": p["城市"]}
+               for p in BASE]
+    write_csv(home.warehouse_dir / "export.csv", english, encoding="gbk")
+    run_library(home)
+    assert members(home) == before and lifecycle_events(home) == events_before
+    assert leads_of(home)["inbox/drop.csv#3"] == first[row(1)]  # the inbox row still in 张伟's lead
+
+
+def test_a_record_gone_from_the_extract_is_retired_and_its_lead_id_is_never_reused(home):
+    before = leads_of(home)
+    gone = before[row(3)]  # 李娜, a lead of one record
+    write_csv(home.warehouse_dir / "people.csv", [p for i, p in enumerate(BASE, start=1) if i != 3])
+    run_library(home)
+    after = members(home)
+    assert gone not in after.values()
+    with duckdb.connect(str(home.duckdb_path), read_only=True) as conn:
+        kinds = [k for (k,) in conn.execute("select event_type from published.lead_events where lead_id = ? "
+                                            "order by event_at, event_type", [gone]).fetchall()]
+        in_clean = conn.execute("select count(*) from published.leads_clean where lead_id = ?", [gone]).fetchone()[0]
+    assert kinds == ["created", "record_retired", "retired"] and in_clean == 0
+    # the same person comes back: a new lead, never the retired id
+    write_csv(home.warehouse_dir / "people.csv", BASE)
+    run_library(home)
+    back = leads_of(home)[row(3)]
+    assert back != gone
+    assert {k: v for k, v in leads_of(home).items() if k != row(3)} == {k: v for k, v in before.items() if k != row(3)}

@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from pipelines.lib.clustering import cluster
-from pipelines.lib.dedupe import dedupe_file
+from pipelines.runs import dedupe_file, standardise_library
 from pipelines.lib.match_config import ConfigError, load_match_config
 from pipelines.lib.sample_data import generate_leads
 
@@ -111,7 +111,7 @@ def test_output_has_one_row_per_input_row_with_explanations(tmp_path):
     source = tmp_path / "in.csv"
     pl.DataFrame([dict(zip(HEADERS, r)) for r in rows], schema={h: pl.Utf8 for h in HEADERS}).write_csv(source)
     output, _, _ = dedupe_file(source, tmp_path / "out.xlsx")
-    assert output["source_row"].to_list() == [1, 2, 3]
+    assert output["source_row"].to_list() == [2, 3, 4]  # as Excel numbers the rows: the header is row 1
     assert output["lead_id"][0] == output["lead_id"][1] and output["lead_id"][2] is None
     assert "同手机号" in output["match_explanation"][1]
     assert output["match_explanation"][2].startswith("未收录")
@@ -135,13 +135,12 @@ def test_training_estimates_a_sensible_model_and_records_its_size(tmp_path, monk
 
     import duckdb
 
-    from pipelines.lib.dedupe import standardise_home
     from pipelines.lib.matching import prepare_match_input, train_model
     from tests.conftest import use_home
 
     home = use_home(tmp_path, monkeypatch)
     generate_leads(20_000, seed=5).drop("person_id").write_parquet(home.warehouse_dir / "leads.parquet")
-    standardise_home(home)
+    standardise_library()
     model_path = tmp_path / "model.json"
     with duckdb.connect(str(home.duckdb_path)) as conn:
         prepare_match_input(conn, "marts.lead_records", load_match_config())
@@ -163,8 +162,8 @@ def test_training_estimates_a_sensible_model_and_records_its_size(tmp_path, monk
 
 def test_a_salesperson_mobile_on_many_customers_glues_nobody(tmp_path):
     """One number typed for 30 different customers (some nameless, some surname-only) in 3,000 leads."""
-    rows = [{"name": name, "mobile": "13988886666", "city": "广州市"}
-            for name in ["王总", "李总", None, "张伟", "刘洋", None, "陈静", "王总", "杨磊", "赵敏"] * 3]
+    rows = [{"name": name, "mobile": "13988886666", "city": "广州市", "company": f"客户{i}号有限公司"}
+            for i, name in enumerate(["王总", "李总", None, "张伟", "刘洋", None, "陈静", "王总", "杨磊", "赵敏"] * 3)]
     background = generate_leads(3000, seed=12).drop("person_id")
     source = tmp_path / "leads.parquet"
     pl.concat([background, pl.DataFrame(rows)], how="diagonal").write_parquet(source)

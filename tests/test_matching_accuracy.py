@@ -9,7 +9,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from pipelines.lib.dedupe import dedupe_file
+from pipelines.runs import dedupe_file
 from pipelines.lib.evaluation import score_clustering
 from pipelines.lib.sample_data import generate_leads
 
@@ -22,7 +22,8 @@ def accuracy(tmp_path_factory):
     leads = generate_leads(20_000, seed=SEED)
     leads.drop("person_id").write_csv(folder / "leads.csv")
     output, stats, _ = dedupe_file(folder / "leads.csv", folder / "deduped.csv")
-    truth = leads.select(pl.int_range(1, leads.height + 1).alias("source_row"), "person_id")
+    # CSV rows are numbered as Excel shows them: the header is row 1, the first lead row 2.
+    truth = leads.select(pl.int_range(2, leads.height + 2).alias("source_row"), "person_id")
     # Rows rejected as unusable count as their own cluster: a missed merge, never a wrong one.
     scored = output.join(truth, on="source_row").select(
         pl.coalesce("lead_id", pl.format("rejected-{}", "source_row")).alias("predicted"),

@@ -9,13 +9,14 @@ import sys
 from pathlib import Path
 
 import dagster as dg
+import polars as pl
 import pytest
 import yaml
 
 from pipelines.definitions import defs as load_defs
 from pipelines.lib.sample_data import generate_leads, write_sample_files
 from pipelines.lib.summary import run_summary
-from tests.conftest import run_nightly_job, use_home
+from tests.conftest import run_nightly_job, settled, use_home
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
 
@@ -29,7 +30,7 @@ def sample_run(tmp_path_factory, module_monkeypatch):
     shutil.copytree(SAMPLES / "inbox", home.inbox_dir, dirs_exist_ok=True)
     generated = write_sample_files(generate_leads(600, seed=7), root / "generated")
     shutil.copy(root / "generated" / "warehouse" / "crm_leads.parquet", home.warehouse_dir / "generated.parquet")
-    (home.inbox_dir / "broken.csv").write_text("姓名,手机\n张伟,13800138001,多余\n", encoding="utf-8")
+    settled(home.inbox_dir / "broken.csv", write="姓名,手机\n张伟,13800138001,多余\n".encode())
     instance = dg.DagsterInstance.ephemeral()
     result = run_nightly_job(instance)
     return home, instance, result, generated
@@ -41,18 +42,26 @@ def test_run_succeeds_and_every_row_reconciles(sample_run):
     with home.connect(read_only=True) as conn:
         summary = run_summary(conn)
     committed = 200 + 100 + 100  # data/samples: parquet, GBK CSV, Excel
-    assert summary.rows_read == committed + generated["warehouse/crm_leads.parquet"]
-    assert summary.files_rejected == 1
+    assert summary.files_imported == 5 and summary.files_failed == 0
+    assert summary.rows_read == committed + generated["warehouse/crm_leads.parquet"] + 1  # + broken.csv's one row
+    assert summary.rows_rejected_at_import == 1  # the ragged row, by number; the file's other rows would load
     assert summary.reconciles
-    assert summary.rows_standardised > 0.9 * summary.rows_read
+    # identical rows of one source are one record; every other row is one
+    assert summary.rows_read - 1 - 10 <= summary.records_in_library <= summary.rows_read - 1
+    assert summary.rows_standardised > 0.9 * summary.records_in_library
     assert summary.records_in_leads == summary.rows_standardised
     assert 0 < summary.leads_published < summary.rows_standardised  # duplicates were merged
 
 
-def test_the_broken_file_is_rejected_by_name_and_row(sample_run, query):
+def test_the_broken_row_is_rejected_by_file_and_row_in_the_receipt(sample_run):
     home, *_ = sample_run
-    (reason,), = query(home, "select reason from marts.lead_rejections where source_file = 'inbox/broken.csv'")
-    assert "broken.csv: row 1: 3 fields where the header has 2" in reason
+    (receipt,) = home.outbox_dir.glob("*broken*_回执.xlsx")
+    rejected = pl.read_excel(receipt, sheet_name="未收录 Rejected", infer_schema_length=0)
+    assert rejected.height == 1
+    row = rejected.row(0, named=True)
+    assert row["文件 (file)"] == "inbox/broken.csv" and row["行号 (row)"] == "2"
+    assert "第 2 行字段数为 3，表头有 2 列" in row["原因 (why)"]
+    assert (home.inbox_dir / "archive").is_dir() and not (home.inbox_dir / "broken.csv").exists()
 
 
 def test_lineage_columns_point_back_to_each_file_and_row(sample_run, query):
@@ -62,7 +71,7 @@ def test_lineage_columns_point_back_to_each_file_and_row(sample_run, query):
         "warehouse/crm_leads.parquet", "warehouse/legacy_leads_gbk.csv", "warehouse/generated.parquet",
         "inbox/展会线索.xlsx",
     }
-    assert rows["warehouse/legacy_leads_gbk.csv"] <= 100 and rows["inbox/展会线索.xlsx"] <= 100
+    assert rows["warehouse/legacy_leads_gbk.csv"] <= 101 and rows["inbox/展会线索.xlsx"] <= 101  # Excel row numbers
     (systems,), = query(home, "select list(distinct source_system order by source_system) from published.lead_members")
     assert systems == ["inbox", "warehouse"]
     (extras,), = query(home, """select count(*) from marts.lead_records
@@ -80,7 +89,7 @@ def test_published_mobiles_are_all_e164(sample_run, query):
 
 def test_assets_report_row_counts_and_completeness(sample_run):
     home, instance, *_ = sample_run
-    for key in (["raw", "warehouse_leads"], ["marts", "lead_records"], ["published", "leads_clean"]):
+    for key in (["raw", "library_records"], ["marts", "lead_records"], ["published", "leads_clean"]):
         event = instance.get_latest_materialization_event(dg.AssetKey(key))
         assert event is not None, key
         metadata = event.asset_materialization.metadata
@@ -134,7 +143,7 @@ def test_asset_graph_runs_from_files_through_dbt_to_publication():
     lineage = [
         ["published", "leads_clean"], ["matching", "golden_leads"], ["matching", "scored_pairs"],
         ["marts", "lead_records"], ["intermediate", "int_leads_standardised"], ["intermediate", "int_leads_unioned"],
-        ["staging", "stg_raw__inbox_leads"], ["raw", "inbox_leads"],
+        ["staging", "stg_raw__library_records"], ["raw", "library_records"],
     ]
     for child, parent in zip(lineage, lineage[1:]):
         assert dg.AssetKey(parent) in graph.get(dg.AssetKey(child)).parent_keys, (child, parent)

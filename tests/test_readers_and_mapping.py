@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 
 from pipelines.lib.field_mapping import ConfigError, load_field_mapping, normalise_header
-from pipelines.lib.ingest import read_source_folder, to_canonical
+from pipelines.lib.ingest import to_canonical
 from pipelines.lib.readers import LeadFileError, read_lead_file
 
 CSV_TEXT = "姓名,手机,公司\n张伟,13800138001,北京字节跳动科技有限公司\n李娜,15912345678,华为技术有限公司\n"
@@ -20,8 +20,8 @@ def test_csv_in_any_common_chinese_encoding_reads_the_same(tmp_path: Path, encod
     path = tmp_path / f"leads_{encoding}.csv"
     path.write_bytes(CSV_TEXT.encode(encoding))
     (sheet,) = read_lead_file(path)
-    assert sheet.frame.columns == ["姓名", "手机", "公司"]
-    assert sheet.frame.row(0) == ("张伟", "13800138001", "北京字节跳动科技有限公司")
+    assert sheet.frame.columns == ["_source_row", "姓名", "手机", "公司"]
+    assert sheet.frame.row(0) == (2, "张伟", "13800138001", "北京字节跳动科技有限公司")
 
 
 def test_excel_keeps_numbers_as_typed_digits_and_leading_zeros(tmp_path: Path):
@@ -43,31 +43,11 @@ def test_excel_keeps_numbers_as_typed_digits_and_leading_zeros(tmp_path: Path):
     assert extra.frame["mobile"].to_list() == ["15000000001"]
 
 
-def test_ragged_csv_row_is_named_by_file_and_row(tmp_path: Path):
-    path = tmp_path / "bad.csv"
-    path.write_text("姓名,手机\n张伟,13800138001\n李娜,15912345678,多出来的一列\n", encoding="utf-8")
-    with pytest.raises(LeadFileError, match=r"bad\.csv: row 2: 3 fields where the header has 2"):
-        read_lead_file(path)
-
-
 def test_binary_garbage_is_refused_naming_the_file(tmp_path: Path):
     path = tmp_path / "corrupt.xlsx"
     path.write_bytes(b"PK\x03\x04 not really a workbook")
     with pytest.raises(LeadFileError, match="corrupt.xlsx"):
         read_lead_file(path)
-
-
-def test_bad_file_is_rejected_and_the_others_are_read(tmp_path: Path):
-    (tmp_path / "warehouse").mkdir()
-    (tmp_path / "warehouse" / "good.csv").write_text(CSV_TEXT, encoding="utf-8")
-    (tmp_path / "warehouse" / "bad.csv").write_text("a,b\n1,2,3\n", encoding="utf-8")
-    (tmp_path / "warehouse" / "~$good.csv").write_text("lock file", encoding="utf-8")
-    frame, result = read_source_folder(tmp_path / "warehouse", tmp_path, "warehouse")
-    assert result.rows_read == 2 and frame.height == 2
-    assert [f for f, _ in result.rejected_files] == ["warehouse/bad.csv"]
-    assert frame["source_file"].unique().to_list() == ["warehouse/good.csv"]
-    assert frame["source_row"].to_list() == [1, 2]
-    assert frame["source_system"].unique().to_list() == ["warehouse"]
 
 
 @pytest.mark.parametrize(

@@ -27,7 +27,7 @@ inbox_import_job = dg.define_asset_job(
 
 training_job = dg.define_asset_job(
     "training_job",
-    selection=TRAINING.upstream(),
+    selection=TRAINING.upstream().required_multi_asset_neighbors(),
     executor_def=dg.in_process_executor,
     description="Standardise, then retrain the Splink model and rewrite pipelines/config/match_model.json.",
 )

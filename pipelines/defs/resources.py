@@ -1,14 +1,12 @@
 """Resources shared by every stage."""
 
-import os
-import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dagster as dg
 from dagster_dbt import DbtCliResource
 
-from pipelines.defs.run_health import HOST_TAG, PID_TAG, reap_dead_runs
+from pipelines.defs.run_health import reap_dead_runs, run_tags_for_this_process
 from pipelines.defs.standardise.project import dbt_project
 from pipelines.lib.dbt_project import DBT_EXECUTABLE
 from pipelines.lib.home import LeadHome
@@ -41,7 +39,7 @@ class LeadHomeResource(dg.ConfigurableResource):
         run = context.dagster_run
         holder = f"dagster run {run.run_id} ({run.job_name})" if run else "dagster"
         if run is not None and context.instance is not None:
-            context.instance.add_run_tags(run.run_id, {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()})
+            context.instance.add_run_tags(run.run_id, run_tags_for_this_process())
             reap_dead_runs(context.instance)
 
         def waiting(current: dict | None) -> None:

@@ -19,12 +19,35 @@ import dagster as dg
 
 PID_TAG = "leadfactory/pid"
 HOST_TAG = "leadfactory/host"
+# The process's start time (clock ticks since boot) and the boot: a pid reused after a reboot or by
+# another process is not the run's process.
+PROCESS_TAG = "leadfactory/process"
 ACTIVE_STATUSES = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
 log = logging.getLogger(__name__)
 
 
-def process_alive(pid: int) -> bool:
+def process_identity(pid: int) -> str | None:
+    """Boot id and start time of a process: together they name it uniquely on this machine."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        start = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+        return f"{boot}:{start}"
+    except (OSError, IndexError):
+        return None
+
+
+def run_tags_for_this_process() -> dict[str, str]:
+    tags = {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+    identity = process_identity(os.getpid())
+    if identity:
+        tags[PROCESS_TAG] = identity
+    return tags
+
+
+def process_alive(pid: int, identity: str | None = None) -> bool:
+    if identity is not None and process_identity(pid) not in (None, identity):
+        return False  # the pid now belongs to another process (or the machine rebooted)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -45,7 +68,8 @@ def reap_dead_runs(instance: dg.DagsterInstance) -> list[str]:
     for record in instance.get_run_records(filters=dg.RunsFilter(statuses=ACTIVE_STATUSES)):
         run = record.dagster_run
         pid = run.tags.get(PID_TAG)
-        if not pid or run.tags.get(HOST_TAG) != host or int(pid) == os.getpid() or process_alive(int(pid)):
+        if not pid or run.tags.get(HOST_TAG) != host or int(pid) == os.getpid() \
+                or process_alive(int(pid), run.tags.get(PROCESS_TAG)):
             continue
         message = (f"the process running this run (pid {pid} on {host}) is gone; the run is marked failed "
                    "and its slots freed so the runs after it can go ahead")

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -120,7 +121,7 @@ class LeadHome:
         the next run goes ahead. ``wait_seconds`` None waits as long as it takes; 0 fails at once.
         """
         self.root.mkdir(parents=True, exist_ok=True)
-        key = str(self.writer_lock_path)
+        key = f"{self.writer_lock_path}|{threading.get_ident()}"  # nested only within one thread
         if key in _held:  # already ours: nested writer in the same process
             _held[key] += 1
             try:
@@ -157,6 +158,19 @@ class LeadHome:
                 del _held[key]
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
+            os.close(fd)
+
+    @contextmanager
+    def instance_lock(self) -> Iterator[None]:
+        """Held while a command opens the home's Dagster instance: two commands started at once on a new
+        home would otherwise both create its storage (and trip over each other's schema migration)."""
+        self.dagster_home.mkdir(parents=True, exist_ok=True)
+        fd = os.open(str(self.dagster_home / ".instance.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
     def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:

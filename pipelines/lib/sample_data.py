@@ -281,9 +281,12 @@ def write_sample_files(leads: pl.DataFrame, root: Path, excel_rows: int = 5000) 
             data = data.select(list(_EXCEL_HEADERS)).rename(_EXCEL_HEADERS).with_columns(pl.lit("展会现场登记").alias("备注"))
             data.write_excel(path, worksheet="线索")
         written[rel] = part.height
+        # Rows as the readers number them: Excel's row numbers for CSV and workbooks (header = row 1),
+        # record numbers for Parquet.
+        first = 1 if rel.endswith(".parquet") else 2
         truth.append(part.select(
             pl.lit(rel).alias("source_file"),
-            pl.int_range(1, part.height + 1, dtype=pl.Int64).alias("source_row"),
+            pl.int_range(first, part.height + first, dtype=pl.Int64).alias("source_row"),
             "person_id",
         ))
     pl.concat(truth).write_csv(root / "truth.csv")

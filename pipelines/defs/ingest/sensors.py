@@ -1,8 +1,9 @@
 """The inbox sensor: every complete new file a specialist drops into <home>/inbox is imported once.
 
-A file is ready when its size and modification time did not change between two ticks, it is at least
-``SETTLE_SECONDS`` old, and (for a workbook, which is a zip) its end record is there: a file still being
-copied is left alone until it is whole. The import run moves it to ``inbox/archive/`` (or ``failed/``)
+A file is ready when its size and modification time did not change between two ticks and it is not
+still arriving (a partial download, younger than a couple of seconds, or a workbook, which is a zip,
+without its end record: ``pipelines/lib/ingest.py: still_arriving``): a file still being copied is left
+alone until it is whole. The import run moves it to ``inbox/archive/`` (or ``failed/``)
 and writes its receipt; identical content dropped again is recognised by its hash and answered as a
 duplicate. While an import or nightly run is active the sensor waits; a run that died is marked failed
 (pipelines/defs/run_health.py) and its files are requested again on the next tick, backing off when the
@@ -23,38 +24,11 @@ from pipelines.lib.home import LeadHome
 from pipelines.lib.ingest import file_label, source_files
 from pipelines.lib.sources import load_sources
 
-SETTLE_SECONDS = 2.0
-# A zip without its end record may still be copying; one that stays so this long is broken, and the
-# import answers it as corrupt.
-INCOMPLETE_ZIP_GRACE_SECONDS = 60.0
-# Partial downloads and editors' temporary files are not files yet.
-PARTIAL_SUFFIXES = (".part", ".crdownload", ".download", ".tmp", ".partial", ".filepart")
 RETRY_BACKOFF_SECONDS = 600.0
 MAX_QUICK_RETRIES = 3
 WATCHED_JOBS = ("inbox_import_job", "nightly_job")
 UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
               dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
-
-
-def zip_is_complete(path: Path) -> bool:
-    """Whether a zip (xlsx/xlsm) ends with its end-of-central-directory record."""
-    with path.open("rb") as handle:
-        handle.seek(0, 2)
-        size = handle.tell()
-        handle.seek(max(0, size - 66_000))
-        tail = handle.read()
-    return b"PK\x05\x06" in tail
-
-
-def file_is_settled(path: Path, signature: list[int], previous: list[int] | None, now: float) -> bool:
-    if previous != signature or now - signature[1] / 1e9 < SETTLE_SECONDS:
-        return False
-    if path.suffix.lower() in (".xlsx", ".xlsm"):
-        with path.open("rb") as handle:
-            is_zip = handle.read(4) == b"PK\x03\x04"
-        if is_zip and not zip_is_complete(path) and now - signature[1] / 1e9 < INCOMPLETE_ZIP_GRACE_SECONDS:
-            return False
-    return True
 
 
 def evaluate_inbox(instance: dg.DagsterInstance, cursor: str | None, now: float | None = None
@@ -69,35 +43,45 @@ def evaluate_inbox(instance: dg.DagsterInstance, cursor: str | None, now: float 
     inbox = next((s for s in load_sources() if s.mode == "append"), None)
     if inbox is None:
         return dg.SkipReason("no append source is declared in pipelines/config/sources.yaml"), json.dumps(state)
-    files = [p for p in source_files(inbox, home.root) if not p.name.lower().endswith(PARTIAL_SUFFIXES)]
     new_seen, ready = {}, []
-    for path in files:
+    for path in source_files(inbox, home.root, now):  # files still downloading or copying are left out
         try:
             stat = path.stat()
-        except FileNotFoundError:
+        except FileNotFoundError:  # moved by an import meanwhile
             continue
         label = file_label(path, home.root)
         signature = [stat.st_size, stat.st_mtime_ns]
         new_seen[label] = signature
-        if file_is_settled(path, signature, seen.get(label), now):
+        if seen.get(label) == signature:  # unchanged since the last tick: complete
             ready.append((path, label, signature))
-    new_state = {"seen": new_seen, "attempts": {k: v for k, v in attempts.items() if k.split("|")[0] in new_seen}}
+    new_state = {"seen": new_seen,
+                 "attempts": {k: v for k, v in attempts.items() if k.rsplit("|", 2)[0] in new_seen}}
     if not ready:
         waiting = len(new_seen)
         return dg.SkipReason(f"{waiting} file(s) still arriving" if waiting else "inbox is empty"), json.dumps(new_state)
-    active = instance.get_run_records(filters=dg.RunsFilter(job_name=None, statuses=UNFINISHED), limit=20)
-    active = [r for r in active if r.dagster_run.job_name in WATCHED_JOBS]
+    active = [r for job in WATCHED_JOBS
+              for r in instance.get_run_records(filters=dg.RunsFilter(job_name=job, statuses=UNFINISHED), limit=1)]
     if active:
         return (dg.SkipReason(f"waiting for run {active[0].dagster_run.run_id} ({active[0].dagster_run.job_name})"),
                 json.dumps(new_state))
-    chosen = []
+    chosen, retry = [], None
     for path, label, signature in ready:
         key = f"{label}|{signature[0]}|{signature[1]}"
         count, last = new_state["attempts"].get(key, [0, 0.0])
         if count >= MAX_QUICK_RETRIES and now - last < RETRY_BACKOFF_SECONDS:
             continue  # the same file keeps failing: try it again later, not every tick
+        if count == 0:
+            chosen.append((key, str(path)))
+        elif retry is None:
+            retry = (key, str(path))
+    # A file that was requested before and is still here is retried in a run of its own, so a file that
+    # breaks its run cannot hold the others back.
+    if not chosen and retry:
+        chosen = [retry]
+    for key, _ in chosen:
+        count, _last = new_state["attempts"].get(key, [0, 0.0])
         new_state["attempts"][key] = [count + 1, now]
-        chosen.append(str(path))
+    chosen = [path for _, path in chosen]
     if not chosen:
         return dg.SkipReason("files failed several imports; retrying every 10 minutes"), json.dumps(new_state)
     request = dg.RunRequest(
