@@ -23,7 +23,7 @@ venv: $(VENV)/.installed
 
 # dbt's manifest is what Dagster builds the dbt assets from.
 prepare: venv
-	$(BIN)/python -c "from pipelines.lib.dbt_project import parse_dbt_project; parse_dbt_project(force=True)"
+	$(BIN)/python -c "from pipelines.lib.standardise.dbt_project import parse_dbt_project; parse_dbt_project(force=True)"
 
 samples: prepare
 	$(BIN)/leadfactory samples --if-absent

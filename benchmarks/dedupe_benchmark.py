@@ -30,8 +30,8 @@ import polars as pl
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-from pipelines.lib.evaluation import Accuracy, score_clustering
-from pipelines.lib.sample_data import generate_leads
+from pipelines.lib.matching.evaluation import Accuracy, score_clustering
+from pipelines.lib.sources.sample_data import generate_leads
 
 LEADFACTORY = str(Path(sys.executable).with_name("leadfactory"))
 SEED = 777
@@ -102,7 +102,7 @@ def leadfactory_without_guard(source: Path) -> tuple[np.ndarray, float]:
 
     import yaml
 
-    from pipelines.lib.match_config import DEFAULT_MATCHING_CONFIG, MATCHING_CONFIG_ENV
+    from pipelines.lib.matching.match_config import DEFAULT_MATCHING_CONFIG, MATCHING_CONFIG_ENV
     from pipelines.runs import dedupe_file
 
     with tempfile.TemporaryDirectory(prefix="leadfactory-noguard-") as tmp:

@@ -18,8 +18,8 @@ import time
 import dagster as dg
 
 from pipelines.lib.home import LeadHome
-from pipelines.lib.sample_data import generate_leads
-from pipelines.lib.summary import run_summary
+from pipelines.lib.sources.sample_data import generate_leads
+from pipelines.lib.quality.summary import run_summary
 from pipelines.runs import run_job, step_times
 
 

@@ -119,7 +119,7 @@ def print_receipts(result) -> list[dict]:
 def cmd_train(args: argparse.Namespace) -> int:
     import json
 
-    from pipelines.lib.match_config import load_match_config
+    from pipelines.lib.matching.match_config import load_match_config
 
     _, result = _execute_job(args, "training_job")
     if result.success:
@@ -137,7 +137,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
-    from pipelines.lib.leads import record_decision
+    from pipelines.lib.matching.leads import record_decision
 
     home = _home(args)
     with home.writer_lock(f"leadfactory decide ({args.by})"), home.connect() as conn:
@@ -174,7 +174,7 @@ def cmd_dedupe(args: argparse.Namespace) -> int:
     return 0
 
 def print_summary(home: LeadHome) -> None:
-    from pipelines.lib.summary import run_summary
+    from pipelines.lib.quality.summary import run_summary
 
     if not home.duckdb_path.exists():
         print("nothing has run on this home yet")
@@ -185,7 +185,7 @@ def print_summary(home: LeadHome) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from pipelines.lib.quality import write_quality_report
+    from pipelines.lib.quality.quality import write_quality_report
 
     home = _home(args)
     if not home.duckdb_path.exists():
@@ -205,7 +205,7 @@ def cmd_summary(args: argparse.Namespace) -> int:
 
 
 def cmd_samples(args: argparse.Namespace) -> int:
-    from pipelines.lib.sample_data import generate_leads, write_sample_files
+    from pipelines.lib.sources.sample_data import generate_leads, write_sample_files
 
     target = Path(args.out) if args.out else _home(args).root
     if args.if_absent and any((target / "warehouse").glob("*")) | any((target / "inbox").glob("*")):

@@ -11,11 +11,11 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from pipelines.lib.dbt_project import parse_dbt_project
-from pipelines.lib.dedupe import dedupe_output, write_dedupe_output
+from pipelines.lib.standardise.dbt_project import parse_dbt_project
+from pipelines.lib.matching.dedupe import dedupe_output, write_dedupe_output
 from pipelines.lib.home import LeadHome
-from pipelines.lib.leads import LeadStats
-from pipelines.lib.library import library_of
+from pipelines.lib.matching.leads import LeadStats
+from pipelines.lib.identity.library import library_of
 
 
 def load_job(name: str) -> dg.JobDefinition:

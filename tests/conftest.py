@@ -10,7 +10,7 @@ import duckdb
 import polars as pl
 import pytest
 
-from pipelines.lib.dbt_project import parse_dbt_project
+from pipelines.lib.standardise.dbt_project import parse_dbt_project
 from pipelines.lib.home import DUCKDB_PATH_ENV, HOME_ENV, LeadHome
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from pipelines.lib.leads import record_decision
+from pipelines.lib.matching.leads import record_decision
 from tests.conftest import leads_of, run_library, use_home, write_csv
 
 P = "warehouse/people.csv#"

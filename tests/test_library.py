@@ -13,10 +13,10 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from pipelines.lib.field_mapping import ConfigError
-from pipelines.lib.ingest import LIBRARY_RECORDS, import_files
-from pipelines.lib.library import library_of
-from pipelines.lib.sources import load_sources
+from pipelines.lib.sources.field_mapping import ConfigError
+from pipelines.lib.identity.ingest import LIBRARY_RECORDS, import_files
+from pipelines.lib.identity.library import library_of
+from pipelines.lib.sources.sources import load_sources
 from tests.conftest import settled, use_home, write_csv
 
 PEOPLE = [
@@ -177,9 +177,9 @@ def test_a_crash_mid_import_leaves_no_partial_import_and_the_file_is_imported_ne
     script = textwrap.dedent(f"""
         import os
         from pathlib import Path
-        from pipelines.lib import library
+        from pipelines.lib.identity import library
         from pipelines.lib.home import LeadHome
-        from pipelines.lib.ingest import import_files
+        from pipelines.lib.identity.ingest import import_files
         original = library.Library.append
         def dying_append(self, name, table):
             if name == "imports":

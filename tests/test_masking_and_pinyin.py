@@ -5,8 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from pipelines.lib import pinyin
-from pipelines.lib.masking import mask_contact, mask_email, mask_phone
+from pipelines.lib.standardise import pinyin
+from pipelines.lib.quality.masking import mask_contact, mask_email, mask_phone
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipelines.lib.clustering import cluster
+from pipelines.lib.matching.clustering import cluster
 from pipelines.runs import dedupe_file, standardise_library
-from pipelines.lib.match_config import ConfigError, load_match_config
-from pipelines.lib.sample_data import generate_leads
+from pipelines.lib.matching.match_config import ConfigError, load_match_config
+from pipelines.lib.sources.sample_data import generate_leads
 
 HEADERS = ["姓名", "手机", "座机", "邮箱", "微信", "公司", "城市", "备注"]
 
@@ -135,7 +135,7 @@ def test_training_estimates_a_sensible_model_and_records_its_size(tmp_path, monk
 
     import duckdb
 
-    from pipelines.lib.matching import prepare_match_input, train_model
+    from pipelines.lib.matching.matching import prepare_match_input, train_model
     from tests.conftest import use_home
 
     home = use_home(tmp_path, monkeypatch)

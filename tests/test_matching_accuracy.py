@@ -10,8 +10,8 @@ import polars as pl
 import pytest
 
 from pipelines.runs import dedupe_file
-from pipelines.lib.evaluation import score_clustering
-from pipelines.lib.sample_data import generate_leads
+from pipelines.lib.matching.evaluation import score_clustering
+from pipelines.lib.sources.sample_data import generate_leads
 
 SEED = 20_000
 

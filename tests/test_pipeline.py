@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from pipelines.definitions import defs as load_defs
-from pipelines.lib.sample_data import generate_leads, write_sample_files
-from pipelines.lib.summary import run_summary
+from pipelines.lib.sources.sample_data import generate_leads, write_sample_files
+from pipelines.lib.quality.summary import run_summary
 from tests.conftest import run_nightly_job, settled, use_home
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
@@ -177,7 +177,7 @@ def test_every_duckdb_writer_shares_one_pool_limited_to_one(tmp_path, monkeypatc
 def test_dbt_run_folders_live_in_the_home_and_only_the_newest_are_kept(sample_run, tmp_path):
     home, _, result, _ = sample_run
     assert (home.dbt_runs_dir / result.run_id / "run_results.json").exists()
-    from pipelines.lib.dbt_project import prune_dbt_runs
+    from pipelines.lib.standardise.dbt_project import prune_dbt_runs
 
     for i in range(12):
         folder = tmp_path / f"run{i:02d}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from pipelines.lib.publish import PUBLICATIONS_TABLE, PublishError, publish_tables
+from pipelines.lib.publish.publish import PUBLICATIONS_TABLE, PublishError, publish_tables
 
 
 @pytest.fixture

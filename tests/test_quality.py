@@ -12,7 +12,7 @@ import dagster as dg
 import duckdb
 import pytest
 
-from pipelines.lib.quality import EXPECTATIONS_DIR, EXPECTATIONS_ENV, validate_gate
+from pipelines.lib.quality.quality import EXPECTATIONS_DIR, EXPECTATIONS_ENV, validate_gate
 from tests.conftest import run_nightly_job, use_home
 
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
@@ -126,7 +126,7 @@ def test_a_failing_critical_gate_blocks_publication_and_keeps_the_previous_one(p
 def test_a_malformed_suite_is_refused_naming_the_file(published_home, tmp_path, monkeypatch, scratch):
     (tmp_path / "standardised_records.json").write_text('{"name": "x", "expectations": [{"type": "expect_nothing"}]}')
     monkeypatch.setenv(EXPECTATIONS_ENV, str(tmp_path))
-    from pipelines.lib.field_mapping import ConfigError
+    from pipelines.lib.sources.field_mapping import ConfigError
 
     with pytest.raises(ConfigError, match="standardised_records.json: not a valid expectation suite"):
         validate_gate(scratch, "standardised_records")
@@ -160,7 +160,7 @@ def test_fresh_sources_pass_and_a_stale_source_is_flagged(published_home, tmp_pa
     import os
     import time
 
-    from pipelines.lib.quality import source_age_hours
+    from pipelines.lib.quality.quality import source_age_hours
 
     _, result = published_home
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
@@ -188,7 +188,7 @@ def test_report_prints_the_figures_and_writes_a_workbook(published_home):
 
 
 def test_data_docs_are_written_per_gate_and_need_no_network(published_home):
-    from pipelines.lib.datadocs import external_assets
+    from pipelines.lib.quality.datadocs import external_assets
 
     home, result = published_home
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}

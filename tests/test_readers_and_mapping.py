@@ -8,9 +8,9 @@ import openpyxl
 import polars as pl
 import pytest
 
-from pipelines.lib.field_mapping import ConfigError, load_field_mapping, normalise_header
-from pipelines.lib.ingest import to_canonical
-from pipelines.lib.readers import LeadFileError, read_lead_file
+from pipelines.lib.sources.field_mapping import ConfigError, load_field_mapping, normalise_header
+from pipelines.lib.identity.ingest import to_canonical
+from pipelines.lib.sources.readers import LeadFileError, read_lead_file
 
 CSV_TEXT = "姓名,手机,公司\n张伟,13800138001,北京字节跳动科技有限公司\n李娜,15912345678,华为技术有限公司\n"
 

@@ -17,9 +17,9 @@ import xlsxwriter
 import xlwt
 from msoffcrypto.format.ooxml import OOXMLFile
 
-from pipelines.lib import readers
-from pipelines.lib.field_mapping import load_field_mapping
-from pipelines.lib.readers import (
+from pipelines.lib.sources import readers
+from pipelines.lib.sources.field_mapping import load_field_mapping
+from pipelines.lib.sources.readers import (
     ROW_COLUMN,
     SUPPORTED_SUFFIXES,
     LeadFileError,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipelines.lib.sample_data import generate_leads, write_sample_files
+from pipelines.lib.sources.sample_data import generate_leads, write_sample_files
 
 
 def test_same_seed_same_leads_and_known_duplicates():

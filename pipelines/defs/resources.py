@@ -8,7 +8,7 @@ from dagster_dbt import DbtCliResource
 
 from pipelines.defs.run_health import reap_dead_runs, run_tags_for_this_process
 from pipelines.defs.standardise.project import dbt_project
-from pipelines.lib.dbt_project import DBT_EXECUTABLE
+from pipelines.lib.standardise.dbt_project import DBT_EXECUTABLE
 from pipelines.lib.home import LeadHome
 
 # Every asset that writes the DuckDB file runs in this pool (limited to one step at a time by the

@@ -5,7 +5,7 @@ and keeps any pool slots its steps claimed. Dagster's run monitoring cannot see 
 run launcher, nor for in-process runs started by the CLI, so every run records its process id and
 host as tags, and before a run starts (and on every inbox sensor tick) runs whose process is gone are
 marked failed and their slots freed. The writer lock itself is an OS file lock, released by the dying
-process, and dbt children die with their parent (see pipelines/lib/dbt_project.py).
+process, and dbt children die with their parent (see pipelines/lib/standardise/dbt_project.py).
 """
 
 from __future__ import annotations

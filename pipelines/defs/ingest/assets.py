@@ -6,11 +6,11 @@ from pathlib import Path
 import dagster as dg
 
 from pipelines.defs.resources import DUCKDB_WRITER_POOL, LeadHomeResource
-from pipelines.lib.ingest import LIBRARY_IMPORTS, LIBRARY_RECORDS, import_files
-from pipelines.lib.library import library_of
-from pipelines.lib.profiling import profile_relation
-from pipelines.lib.receipts import write_receipts
-from pipelines.lib.sources import load_sources
+from pipelines.lib.identity.ingest import LIBRARY_IMPORTS, LIBRARY_RECORDS, import_files
+from pipelines.lib.identity.library import library_of
+from pipelines.lib.quality.profiling import profile_relation
+from pipelines.lib.publish.receipts import write_receipts
+from pipelines.lib.sources.sources import load_sources
 
 
 class ImportConfig(dg.Config):

@@ -2,7 +2,7 @@
 
 A file is ready when its size and modification time did not change between two ticks and it is not
 still arriving (a partial download, younger than a couple of seconds, or a workbook, which is a zip,
-without its end record: ``pipelines/lib/ingest.py: still_arriving``): a file still being copied is left
+without its end record: ``pipelines/lib/identity/ingest.py: still_arriving``): a file still being copied is left
 alone until it is whole. The import run moves it to ``inbox/archive/`` (or ``failed/``)
 and writes its receipt; identical content dropped again is recognised by its hash and answered as a
 duplicate. While an import or nightly run is active the sensor waits; a run that died is marked failed
@@ -21,8 +21,8 @@ import dagster as dg
 from pipelines.defs.jobs import inbox_import_job
 from pipelines.defs.run_health import reap_dead_runs
 from pipelines.lib.home import LeadHome
-from pipelines.lib.ingest import file_label, source_files
-from pipelines.lib.sources import load_sources
+from pipelines.lib.identity.ingest import file_label, source_files
+from pipelines.lib.sources.sources import load_sources
 
 RETRY_BACKOFF_SECONDS = 600.0
 MAX_QUICK_RETRIES = 3

@@ -3,10 +3,10 @@
 import dagster as dg
 
 from pipelines.defs.resources import DUCKDB_WRITER_POOL, LeadHomeResource
-from pipelines.lib.publish import LEAD_RECORDS
-from pipelines.lib.leads import build_leads
-from pipelines.lib.match_config import load_match_config
-from pipelines.lib.matching import prepare_match_input, score_pairs, train_model
+from pipelines.lib.publish.publish import LEAD_RECORDS
+from pipelines.lib.matching.leads import build_leads
+from pipelines.lib.matching.match_config import load_match_config
+from pipelines.lib.matching.matching import prepare_match_input, score_pairs, train_model
 
 
 @dg.asset(

@@ -3,12 +3,12 @@
 import dagster as dg
 
 from pipelines.defs.resources import DUCKDB_WRITER_POOL, LeadHomeResource
-from pipelines.lib.profiling import profile_relation
-from pipelines.lib.quality import write_quality_report
-from pipelines.lib.publish import LEAD_MEMBERS, LEAD_REVIEW_QUEUE, LEADS_CLEAN, LEADS_UNREACHABLE, publish_leads
-from pipelines.lib.library import library_of
-from pipelines.lib.receipts import write_receipts
-from pipelines.lib.summary import run_summary
+from pipelines.lib.quality.profiling import profile_relation
+from pipelines.lib.quality.quality import write_quality_report
+from pipelines.lib.publish.publish import LEAD_MEMBERS, LEAD_REVIEW_QUEUE, LEADS_CLEAN, LEADS_UNREACHABLE, publish_leads
+from pipelines.lib.identity.library import library_of
+from pipelines.lib.publish.receipts import write_receipts
+from pipelines.lib.quality.summary import run_summary
 
 PUBLISHED = {
     "leads_clean": "One golden lead per person: surviving values per field, every valid contact kept.",

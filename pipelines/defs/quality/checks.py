@@ -3,8 +3,8 @@
 import dagster as dg
 
 from pipelines.defs.resources import LeadHomeResource
-from pipelines.lib.quality import QualityResult, source_age_hours, suite_path, validate_gate
-from pipelines.lib.sources import Source, load_sources
+from pipelines.lib.quality.quality import QualityResult, source_age_hours, suite_path, validate_gate
+from pipelines.lib.sources.sources import Source, load_sources
 
 
 def _gate(lead_home: LeadHomeResource, name: str) -> dg.AssetCheckResult:

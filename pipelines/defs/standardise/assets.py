@@ -9,8 +9,8 @@ from dagster_dbt import DagsterDbtTranslator, DbtCliResource, dbt_assets
 
 from pipelines.defs.resources import DUCKDB_WRITER_POOL, LeadHomeResource
 from pipelines.defs.standardise.project import dbt_project
-from pipelines.lib.dbt_project import prune_dbt_runs
-from pipelines.lib.profiling import profile_relation, relation_exists
+from pipelines.lib.standardise.dbt_project import prune_dbt_runs
+from pipelines.lib.quality.profiling import profile_relation, relation_exists
 
 DBT_RUNS_KEPT = 10  # enough to investigate recent failures without the folder growing every night
 

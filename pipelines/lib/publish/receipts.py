@@ -21,8 +21,8 @@ import polars as pl
 import pyarrow as pa
 import xlsxwriter
 
-from .ingest import LIBRARY_IMPORTS, LIBRARY_RECORDS
-from .library import Library
+from ..identity.ingest import LIBRARY_IMPORTS, LIBRARY_RECORDS
+from ..identity.library import Library
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import polars as pl
 
 from .leads import LEAD_MEMBERS
-from .publish import LEAD_RECORDS
+from ..publish.publish import LEAD_RECORDS
 
 log = logging.getLogger(__name__)
 

@@ -29,10 +29,10 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
-from .field_mapping import CANONICAL_FIELDS, EXTRA_FIELD, FieldMapping, load_field_mapping, normalise_header
+from ..sources.field_mapping import CANONICAL_FIELDS, EXTRA_FIELD, FieldMapping, load_field_mapping, normalise_header
 from .library import IMPORT_ROW_SCHEMA, IMPORTS_SCHEMA, RECORD_SCHEMA, Library, library_of, new_import_id
-from .readers import ROW_COLUMN, LeadFileError, is_lead_file_candidate, read_lead_file
-from .sources import ARCHIVE_DIR, FAILED_DIR, Source, load_sources
+from ..sources.readers import ROW_COLUMN, LeadFileError, is_lead_file_candidate, read_lead_file
+from ..sources.sources import ARCHIVE_DIR, FAILED_DIR, Source, load_sources
 
 log = logging.getLogger(__name__)
 

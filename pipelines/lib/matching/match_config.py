@@ -9,9 +9,9 @@ from pathlib import Path
 
 import yaml
 
-from .field_mapping import ConfigError
+from ..sources.field_mapping import ConfigError
+from ..paths import CONFIG_DIR
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "config"
 DEFAULT_MATCHING_CONFIG = CONFIG_DIR / "matching.yaml"
 SURVIVORSHIP_RULES = ("most_recent", "source_priority", "most_complete")
 

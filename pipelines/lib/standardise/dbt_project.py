@@ -7,8 +7,9 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from ..paths import PROJECT_DIR
 
-DBT_PROJECT_DIR = Path(__file__).resolve().parents[2] / "dbt_project"
+DBT_PROJECT_DIR = PROJECT_DIR / "dbt_project"
 MANIFEST_PATH = DBT_PROJECT_DIR / "target" / "manifest.json"
 # The dbt installed beside this Python, so nothing depends on the virtual environment being on PATH,
 # started through leadfactory-dbt so that it dies with the run that started it (a killed run must not

@@ -7,9 +7,9 @@ from dataclasses import asdict, dataclass
 
 import duckdb
 
-from .ingest import LIBRARY_IMPORTS, LIBRARY_RECORDS
+from ..identity.ingest import LIBRARY_IMPORTS, LIBRARY_RECORDS
 from .profiling import relation_exists
-from .publish import LEAD_MEMBERS, LEAD_RECORDS, LEAD_REVIEW_QUEUE, LEADS_CLEAN, LEADS_UNREACHABLE
+from ..publish.publish import LEAD_MEMBERS, LEAD_RECORDS, LEAD_REVIEW_QUEUE, LEADS_CLEAN, LEADS_UNREACHABLE
 
 
 @dataclass(frozen=True)

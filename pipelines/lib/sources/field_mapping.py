@@ -9,6 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 
 import yaml
+from ..paths import CONFIG_DIR
 
 CANONICAL_FIELDS: tuple[str, ...] = (
     "name", "mobile", "landline", "email", "wechat", "qq", "douyin", "kuaishou",
@@ -17,7 +18,7 @@ CANONICAL_FIELDS: tuple[str, ...] = (
 )
 LINEAGE_FIELDS: tuple[str, ...] = ("source_system", "source_file", "source_row", "ingested_at")
 EXTRA_FIELD = "extra_attributes"
-DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "config" / "field_synonyms.yaml"
+DEFAULT_CONFIG = CONFIG_DIR / "field_synonyms.yaml"
 
 
 class ConfigError(ValueError):

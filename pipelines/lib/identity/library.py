@@ -25,7 +25,7 @@ import duckdb
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
-from .field_mapping import CANONICAL_FIELDS, EXTRA_FIELD
+from ..sources.field_mapping import CANONICAL_FIELDS, EXTRA_FIELD
 
 LIBRARY_DIR = "library"
 

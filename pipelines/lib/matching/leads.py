@@ -19,10 +19,10 @@ import numpy as np
 from .clustering import cluster
 from .match_config import MatchConfig
 from .matching import SCHEMA, SCORED_PAIRS
-from .profiling import relation_exists
-from .publish import LEAD_MEMBERS as PUBLISHED_MEMBERS
-from .ingest import LIBRARY_RECORDS
-from .sources import load_sources
+from ..quality.profiling import relation_exists
+from ..publish.publish import LEAD_MEMBERS as PUBLISHED_MEMBERS
+from ..identity.ingest import LIBRARY_RECORDS
+from ..sources.sources import load_sources
 
 log = logging.getLogger(__name__)
 
@@ -404,7 +404,7 @@ def _golden(conn: duckdb.DuckDBPyConnection, records: str, config: MatchConfig) 
 def _unreachable(conn: duckdb.DuckDBPyConnection) -> None:
     """Leads with no valid mobile, e-mail, WeChat or QQ, with why, so a specialist can repair the source
     rows; a repaired row makes the lead reachable on the next run."""
-    from .publish import REACHABLE
+    from ..publish.publish import REACHABLE
 
     conn.execute(f"""
         create or replace table {UNREACHABLE} as

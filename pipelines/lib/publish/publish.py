@@ -80,8 +80,8 @@ def publish_tables(
 
 def publish_leads(conn: duckdb.DuckDBPyConnection) -> Publication:
     """Reachable golden leads, the unreachable ones, members and the review queue together; events appended."""
-    from .leads import GOLDEN_LEADS, LEAD_EVENTS, LEAD_REGISTRY, NEW_EVENTS, REVIEW_QUEUE, UNREACHABLE  # leads imports this module
-    from .leads import LEAD_MEMBERS as BUILT_MEMBERS
+    from ..matching.leads import GOLDEN_LEADS, LEAD_EVENTS, LEAD_REGISTRY, NEW_EVENTS, REVIEW_QUEUE, UNREACHABLE  # leads imports this module
+    from ..matching.leads import LEAD_MEMBERS as BUILT_MEMBERS
 
     return publish_tables(
         conn,

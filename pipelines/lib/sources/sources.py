@@ -11,8 +11,9 @@ from pathlib import Path
 import yaml
 
 from .field_mapping import ConfigError
+from ..paths import CONFIG_DIR
 
-DEFAULT_SOURCES_CONFIG = Path(__file__).resolve().parent.parent / "config" / "sources.yaml"
+DEFAULT_SOURCES_CONFIG = CONFIG_DIR / "sources.yaml"
 # Another sources file (a deployment's own, or a test's); the committed one is the default.
 SOURCES_ENV = "LEADFACTORY_SOURCES"
 MODES = ("snapshot", "append")

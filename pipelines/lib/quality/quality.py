@@ -16,12 +16,13 @@ from typing import Any
 
 import duckdb
 
-from .field_mapping import ConfigError
+from ..sources.field_mapping import ConfigError
 from .masking import mask_contact
+from ..paths import PROJECT_DIR
 
 log = logging.getLogger(__name__)
 
-EXPECTATIONS_DIR = Path(__file__).resolve().parents[2] / "expectations"
+EXPECTATIONS_DIR = PROJECT_DIR / "expectations"
 EXPECTATIONS_ENV = "LEADFACTORY_EXPECTATIONS_DIR"  # another folder of suites, e.g. a stricter one
 SAMPLE_ROWS = 5
 
@@ -162,7 +163,7 @@ def validate_gate(conn: duckdb.DuckDBPyConnection, name: str, docs_dir: Path | N
 def quality_figures(conn: duckdb.DuckDBPyConnection, home_root: Path | None = None) -> dict[str, float | int]:
     """The numbers a run is judged by, recorded every run so they can be followed over time."""
     from .profiling import profile_relation
-    from .publish import LEAD_MEMBERS, LEAD_REVIEW_QUEUE, LEADS_CLEAN, LEADS_UNREACHABLE
+    from ..publish.publish import LEAD_MEMBERS, LEAD_REVIEW_QUEUE, LEADS_CLEAN, LEADS_UNREACHABLE
 
     reachable, unreachable, records, review = conn.execute(f"""
         select (select count(*) from {LEADS_CLEAN}), (select count(*) from {LEADS_UNREACHABLE}),

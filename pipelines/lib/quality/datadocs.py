@@ -11,8 +11,9 @@ import os
 import re
 import shutil
 from pathlib import Path
+from ..paths import CONFIG_DIR
 
-NODE_MODULES = Path(__file__).resolve().parent.parent / "config" / "datadocs" / "node_modules"
+NODE_MODULES = CONFIG_DIR / "datadocs" / "node_modules"
 VENDOR_DIR = "static/vendor"
 _END = r"(?=[\"'])"
 # CDN address (regex, up to the closing quote) -> file under node_modules

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from .pinyin import pinyin_key
+from ..standardise.pinyin import pinyin_key
 
 # Weighted roughly by how common the surnames are, so common full names collide as in real data.
 SURNAMES = (

@@ -1,0 +1,1 @@
+"""The lead library: stable record ids, the append-only system of record, imports."""

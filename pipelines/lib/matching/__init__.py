@@ -1,0 +1,1 @@
+"""Probabilistic matching, clustering, golden leads with stable ids, human decisions."""

@@ -1,0 +1,1 @@
+"""Publication of the lead tables, and receipts for the files people dropped."""

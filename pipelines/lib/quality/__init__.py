@@ -1,0 +1,1 @@
+"""Quality gates (Great Expectations), Data Docs, figures, masking of personal data, run summaries."""
