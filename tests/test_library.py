@@ -231,3 +231,25 @@ def test_record_ids_do_not_depend_on_polars_or_python_hashing(home):
     """)
     expected = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.strip()
     assert list(records) == [expected]
+
+
+def test_the_writer_lock_names_its_holder_and_a_killed_holder_releases_it(home):
+    from pipelines.lib.home import WriterBusy
+
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import time
+        from pipelines.lib.home import LeadHome
+        with LeadHome.from_env({str(home.root)!r}).writer_lock("nightly run 42"):
+            print("held", flush=True)
+            time.sleep(120)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(WriterBusy, match="nightly run 42"), home.writer_lock("a test", wait_seconds=0.5):
+            pass
+    finally:
+        holder.kill()  # SIGKILL: no clean-up runs in the holder
+        holder.wait()
+    with home.writer_lock("a test", wait_seconds=0):
+        assert home.writer_lock_holder()["holder"] == "a test"
+    assert [p.name for p in home.root.iterdir() if p.name.startswith(".writer")] == [".writer.lock"]

@@ -129,7 +129,7 @@ class LeadHome:
             finally:
                 _held[key] -= 1
             return
-        fd = os.open(key, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = os.open(str(self.writer_lock_path), os.O_RDWR | os.O_CREAT, 0o644)
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
