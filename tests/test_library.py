@@ -253,3 +253,22 @@ def test_the_writer_lock_names_its_holder_and_a_killed_holder_releases_it(home):
     with home.writer_lock("a test", wait_seconds=0):
         assert home.writer_lock_holder()["holder"] == "a test"
     assert [p.name for p in home.root.iterdir() if p.name.startswith(".writer")] == [".writer.lock"]
+
+
+def test_a_file_saved_again_while_it_is_imported_is_imported_as_hashed_and_the_new_content_next_time(home, monkeypatch):
+    from pipelines.lib.identity import ingest
+
+    path = write_csv(home.inbox_dir / "名单.csv", PEOPLE[:2])
+    original = ingest.read_lead_file
+
+    def read_while_resaved(file, label, mapping, content):
+        write_csv(path, PEOPLE[2:])  # the specialist saves the file again, mid-import
+        return original(file, label, mapping, content)
+
+    monkeypatch.setattr(ingest, "read_lead_file", read_while_resaved)
+    batch, first = import_home(home)
+    assert sorted(first.values()) == sorted(p["姓名"] for p in PEOPLE[:2])  # what was hashed is what was read
+    assert path.exists() and not (home.inbox_dir / "archive").exists()  # the new content was not archived unread
+    monkeypatch.setattr(ingest, "read_lead_file", original)
+    batch, second = import_home(home)
+    assert [f.status for f in batch.files] == ["imported"] and len(second) == 4 and not path.exists()

@@ -201,9 +201,10 @@ class _ReadFile:
     notes: list[tuple[str, int, str, str]]  # (source_file, row, outcome, reason) for rejected/skipped lines
 
 
-def _read_file(path: Path, item: FileImport, source: Source, mapping: FieldMapping) -> _ReadFile:
+def _read_file(path: Path, item: FileImport, source: Source, mapping: FieldMapping,
+               content: bytes | None = None) -> _ReadFile:
     try:
-        sheets = read_lead_file(path, item.file_name, mapping)
+        sheets = read_lead_file(path, item.file_name, mapping, content)
     except LeadFileError as exc:
         item.status, item.reason = "failed", f"{exc.reason_zh} ({exc.reason_en})"
         return _ReadFile(item, None, [])
@@ -325,6 +326,7 @@ def _plan_source(conn, source: Source, paths: list[Path], home_root: Path, mappi
     """Hash and read one source's files. A snapshot whose files were all imported before and still hold
     exactly the source's current records needs nothing: return None."""
     items = []
+    contents: dict[int, bytes] = {}  # the bytes hashed are the bytes read
     seen: dict[str, int] = {}
     known = dict(conn.execute(
         "select content_hash, min(import_id) from lib_imports where source_system = ? and status = 'imported' group by 1",
@@ -333,8 +335,14 @@ def _plan_source(conn, source: Source, paths: list[Path], home_root: Path, mappi
         if not path.is_file():
             log.warning("%s is gone; nothing to import", path)
             continue
-        digest, size = file_hash(path)
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            log.warning("%s is gone; nothing to import", path)
+            continue
+        digest, size = hashlib.sha256(data).hexdigest(), len(data)
         item = FileImport(new_import_id(), source.name, file_label(path, home_root), path, digest, size)
+        contents[item.import_id] = data
         if source.mode == "append" and (digest in known or digest in seen):
             item.status, item.duplicate_of = "duplicate", known.get(digest, seen.get(digest))
             item.reason = "此文件内容以前已导入，未重复导入 (this file's content was imported before; nothing was added again)"
@@ -360,7 +368,7 @@ def _plan_source(conn, source: Source, paths: list[Path], home_root: Path, mappi
         if item.status == "duplicate":
             reads.append(_ReadFile(item, None, []))
         else:
-            reads.append(_read_file(item.path, item, source, mapping))
+            reads.append(_read_file(item.path, item, source, mapping, contents.pop(item.import_id, None)))
     return reads
 
 
@@ -526,6 +534,12 @@ def _move_files(batch: ImportBatch, sources: tuple[Source, ...], home_root: Path
     for item in batch.files:
         target = targets.get(item.import_id)
         if target is None or not item.path.exists():
+            continue
+        if file_hash(item.path)[0] != item.content_hash:
+            # Saved again while it was being imported: what was imported is in the library; the new
+            # content stays in the inbox for the next import.
+            log.warning("%s changed while it was imported; left in place for the next import", item.file_name)
+            item.stored_as = None
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
         if item.path.is_relative_to(by_name[item.source_system].folder(home_root).resolve()):

@@ -163,12 +163,16 @@ def is_lead_file_candidate(path: Path) -> bool:
     return not name.startswith((".", "~$")) and path.is_file()
 
 
-def read_lead_file(path: Path, label: str | None = None, mapping: FieldMapping | None = None) -> list[Sheet]:
-    """Read by content-checked type; raise LeadFileError for a file that cannot be read as leads."""
+def read_lead_file(path: Path, label: str | None = None, mapping: FieldMapping | None = None,
+                   content: bytes | None = None) -> list[Sheet]:
+    """Read by content-checked type; raise LeadFileError for a file that cannot be read as leads.
+
+    ``content``: the file's bytes when the caller has them already (the bytes it hashed), so what is
+    read is exactly what was fingerprinted even if the file changes on disk meanwhile."""
     path = Path(path)
     label = label or path.name
     try:
-        return _read(path, label, mapping or load_field_mapping())
+        return _read(path, label, mapping or load_field_mapping(), content)
     except LeadFileError:
         raise
     except OSError as exc:
@@ -177,7 +181,7 @@ def read_lead_file(path: Path, label: str | None = None, mapping: FieldMapping |
         raise LeadFileError(label, "unreadable", *_UNREADABLE) from exc
 
 
-def _read(path: Path, label: str, mapping: FieldMapping) -> list[Sheet]:
+def _read(path: Path, label: str, mapping: FieldMapping, content: bytes | None = None) -> list[Sheet]:
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         shown = path.suffix
@@ -192,7 +196,7 @@ def _read(path: Path, label: str, mapping: FieldMapping) -> list[Sheet]:
             f"不支持 {shown} 文件，请另存为 Excel (.xlsx) 或 CSV 后重新放入",
             f"{shown} files are not supported; save it as Excel (.xlsx) or CSV and drop it again",
         )
-    raw = path.read_bytes()
+    raw = content if content is not None else path.read_bytes()
     if _is_blank(raw):
         raise LeadFileError(label, "empty", *_EMPTY)
     content = _sniff(raw)
