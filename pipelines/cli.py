@@ -82,8 +82,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(f"error: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
     files = [str(Path(f).resolve()) for f in args.files]
-    home, result = _execute_job(args, "inbox_import_job",
-                                {"ops": {"library_records": {"config": {"files": files}}}})
+    from pipelines.defs.ingest.assets import import_run_config
+
+    home, result = _execute_job(args, "inbox_import_job", import_run_config(files))
     receipts = print_receipts(result)
     if result.success:
         print_summary(home)

@@ -11,6 +11,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
+from pipelines.defs.ingest.assets import import_run_config
 from pipelines.lib.standardise.dbt_project import parse_dbt_project
 from pipelines.lib.matching.dedupe import dedupe_output, write_dedupe_output
 from pipelines.lib.home import LeadHome
@@ -18,16 +19,14 @@ from pipelines.lib.matching.leads import LeadStats
 from pipelines.lib.identity.library import library_of
 
 
+__all__ = ["dedupe_file", "import_run_config", "load_job", "run_job", "standardise_library", "step_times"]
+
+
 def load_job(name: str) -> dg.JobDefinition:
     parse_dbt_project()  # the dbt assets are built from the manifest, so it must exist before import
     from pipelines.definitions import defs
 
     return defs().resolve_job_def(name)
-
-
-def import_run_config(files: list[str | Path]) -> dict:
-    """Run config naming the files an import job reads (empty: every declared source)."""
-    return {"ops": {"library_records": {"config": {"files": [str(f) for f in files]}}}}
 
 
 def run_job(name: str, instance: dg.DagsterInstance | None = None, run_config: dict | None = None,
@@ -63,15 +62,13 @@ def dedupe_file(input_path: Path, output_path: Path, progress: Callable[[str, fl
     if output_path.suffix.lower() not in (".csv", ".xlsx"):
         raise ValueError(f"{output_path}: the output must end in .csv or .xlsx")
     timings: dict[str, float] = {}
-    parse_dbt_project()
-    job = load_job("dedupe_job")
-    config = {**(run_config or {}),
-              "ops": {**(run_config or {}).get("ops", {}), "library_records": {"config": {"files": [str(input_path)]}}}}
+    config = {**(run_config or {}), "ops": {**(run_config or {}).get("ops", {}),
+                                            **import_run_config([input_path])["ops"]}}
     with tempfile.TemporaryDirectory(prefix="leadfactory-dedupe-") as tmp:
         home = LeadHome.from_env(tmp).ensure()
         with home.activated(), dg.DagsterInstance.ephemeral() as instance:
             started = time.perf_counter()
-            result = job.execute_in_process(instance=instance, raise_on_error=False, run_config=config)
+            result = run_job("dedupe_job", instance=instance, run_config=config, raise_on_error=False)
             step_times(instance, result.run_id, timings, progress)
             if not result.success:
                 failure = next((e for e in result.all_events if e.is_step_failure), None)

@@ -20,6 +20,11 @@ class ImportConfig(dg.Config):
     files: list[str] = []
 
 
+def import_run_config(files: list) -> dict:
+    """Run config naming the files an import job reads (empty: every declared source)."""
+    return {"ops": {"library_records": {"config": {"files": [str(f) for f in files]}}}}
+
+
 # Kept in a dict: the defs loader would take bare AssetSpecs at module level for assets of their own.
 LIBRARY_SPECS = {spec.key.to_user_string(): spec for spec in [
     dg.AssetSpec(

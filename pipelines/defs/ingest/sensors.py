@@ -18,6 +18,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from pipelines.defs.ingest.assets import import_run_config
 from pipelines.defs.jobs import inbox_import_job
 from pipelines.defs.run_health import reap_dead_runs
 from pipelines.lib.home import LeadHome
@@ -85,7 +86,7 @@ def evaluate_inbox(instance: dg.DagsterInstance, cursor: str | None, now: float 
     if not chosen:
         return dg.SkipReason("files failed several imports; retrying every 10 minutes"), json.dumps(new_state)
     request = dg.RunRequest(
-        run_config={"ops": {"library_records": {"config": {"files": chosen}}}},
+        run_config=import_run_config(chosen),
         tags={"leadfactory/files": json.dumps([Path(c).name for c in chosen], ensure_ascii=False)[:1000]},
     )
     return request, json.dumps(new_state)

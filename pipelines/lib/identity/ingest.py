@@ -98,14 +98,12 @@ class ImportBatch:
         }
 
 
-def file_hash(path: Path) -> tuple[str, int]:
+def file_hash(path: Path) -> str:
     digest = hashlib.sha256()
-    size = 0
     with path.open("rb") as handle:
         for chunk in iter(lambda: handle.read(1 << 20), b""):
             digest.update(chunk)
-            size += len(chunk)
-    return digest.hexdigest(), size
+    return digest.hexdigest()
 
 
 # Partial downloads and editors' temporary files are not files yet.
@@ -535,7 +533,7 @@ def _move_files(batch: ImportBatch, sources: tuple[Source, ...], home_root: Path
         target = targets.get(item.import_id)
         if target is None or not item.path.exists():
             continue
-        if file_hash(item.path)[0] != item.content_hash:
+        if file_hash(item.path) != item.content_hash:
             # Saved again while it was being imported: what was imported is in the library; the new
             # content stays in the inbox for the next import.
             log.warning("%s changed while it was imported; left in place for the next import", item.file_name)

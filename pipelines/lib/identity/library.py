@@ -69,7 +69,10 @@ IMPORT_ROW_SCHEMA = pa.schema([
     ("reason", pa.string()),
 ])
 
-TABLES = {"imports": IMPORTS_SCHEMA, "records": RECORD_SCHEMA, "import_rows": IMPORT_ROW_SCHEMA}
+RECEIPT_SCHEMA = pa.schema([("import_id", pa.int64()), ("path", pa.string()), ("written_at", pa.timestamp("us"))])
+
+TABLES = {"imports": IMPORTS_SCHEMA, "records": RECORD_SCHEMA, "import_rows": IMPORT_ROW_SCHEMA,
+          "receipts": RECEIPT_SCHEMA}  # receipts: which imports have their receipt workbook
 
 
 def new_import_id(at_least: int = 0) -> int:
@@ -119,7 +122,8 @@ class Library:
 
     def register(self, conn: duckdb.DuckDBPyConnection) -> None:
         """Expose the committed library to ``conn`` as views lib_imports, lib_records, lib_import_rows and
-        lib_current_records (the latest version of each record, retired ones left out)."""
+        lib_current_records (the latest version of each record, retired ones left out), and the receipts
+        written as lib_all_receipts."""
         for name in TABLES:
             conn.register(f"lib_all_{name}", self.dataset(name))
         conn.execute("create or replace temp view lib_imports as select * from lib_all_imports")

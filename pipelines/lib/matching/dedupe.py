@@ -4,7 +4,6 @@ The run itself is the library's own ``dedupe_job`` on a throwaway home (``pipeli
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import polars as pl
@@ -12,15 +11,7 @@ import polars as pl
 from .leads import LEAD_MEMBERS
 from ..publish.publish import LEAD_RECORDS
 
-log = logging.getLogger(__name__)
-
 EXCEL_MAX_ROWS = 1_048_575  # one header row
-
-OUTPUT_COLUMNS = (
-    "source_row", "lead_id", "name", "mobile", "mobiles", "landline", "email", "emails", "wechat", "qq",
-    "company", "company_core", "job_title", "job_title_canonical", "province", "city", "district", "address",
-    "match_explanation",
-)
 
 
 def dedupe_output(conn) -> pl.DataFrame:

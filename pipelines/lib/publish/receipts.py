@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
@@ -22,12 +23,10 @@ import pyarrow as pa
 import xlsxwriter
 
 from ..identity.ingest import LIBRARY_IMPORTS, LIBRARY_RECORDS
-from ..identity.library import Library
+from ..identity.library import RECEIPT_SCHEMA, Library
 
 log = logging.getLogger(__name__)
 
-RECEIPTS_TABLE = "receipts"  # Delta table in the library: which imports have their receipt
-RECEIPT_SCHEMA = pa.schema([("import_id", pa.int64()), ("path", pa.string()), ("written_at", pa.timestamp("us"))])
 
 OUTCOMES = {
     "new": "新线索 (new lead)",
@@ -249,47 +248,31 @@ def write_receipt(conn: duckdb.DuckDBPyConnection, imp: dict, outbox: Path) -> R
     return summary
 
 
-def pending_receipts(conn: duckdb.DuckDBPyConnection, library: Library, import_ids: list[int] | None = None) -> list[dict]:
-    """Imports of append sources (files people dropped) that have no receipt yet (or the ones named)."""
-    written = library.dataset(RECEIPTS_TABLE) if library.exists(RECEIPTS_TABLE) else \
-        pa.table({f.name: pa.array([], f.type) for f in RECEIPT_SCHEMA})
-    conn.register("receipts_written", written)
-    try:
-        where = (f"i.import_id in ({', '.join(map(str, import_ids))})" if import_ids is not None else
-                 "i.import_id not in (select import_id from receipts_written)")
-        frame = conn.execute(f"""
-            select i.* from {LIBRARY_IMPORTS} i
-            where i.status in ('imported', 'duplicate', 'failed') and i.stored_as is not null and {where}
-            order by i.import_id
-        """).pl()
-    finally:
-        conn.unregister("receipts_written")
-    return frame.to_dicts()
+def pending_receipts(conn: duckdb.DuckDBPyConnection, import_ids: list[int] | None = None) -> list[dict]:
+    """Imports of append sources (files people dropped) that have no receipt yet (or the ones named);
+    needs the library registered on ``conn``."""
+    where = (f"i.import_id in ({', '.join(map(str, import_ids))})" if import_ids is not None else
+             "i.import_id not in (select import_id from lib_all_receipts)")
+    return conn.execute(f"""
+        select i.* from {LIBRARY_IMPORTS} i
+        where i.status in ('imported', 'duplicate', 'failed') and i.stored_as is not null and {where}
+        order by i.import_id
+    """).pl().to_dicts()
 
 
 def write_receipts(conn: duckdb.DuckDBPyConnection, library: Library, outbox: Path,
-                   import_ids: list[int] | None = None, imported_only: bool = False) -> list[ReceiptSummary]:
+                   import_ids: list[int] | None = None) -> list[ReceiptSummary]:
     """Write every pending receipt (imports need the published tables: call after publishing); record them."""
-    from datetime import datetime, timezone
-
     if import_ids is not None and not import_ids:
         return []
     library.register(conn)
     try:
-        done = []
-        for imp in pending_receipts(conn, library, import_ids):
-            if imported_only and imp["status"] != "imported":
-                continue
-            done.append(write_receipt(conn, imp, outbox))
+        done = [write_receipt(conn, imp, outbox) for imp in pending_receipts(conn, import_ids)]
     finally:
         library.unregister(conn)
-    if done:
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
-        library.root.mkdir(parents=True, exist_ok=True)
-        from deltalake import write_deltalake
-        write_deltalake(str(library.table_path(RECEIPTS_TABLE)), pa.table(
-            {"import_id": [s.import_id for s in done], "path": [str(s.path) for s in done],
-             "written_at": [now] * len(done)}, schema=RECEIPT_SCHEMA), mode="append")
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    library.append("receipts", pa.table({"import_id": [s.import_id for s in done], "path": [str(s.path) for s in done],
+                                         "written_at": [now] * len(done)}, schema=RECEIPT_SCHEMA))
     for summary in done:
         log.info("receipt %s", summary.render())
     return done
