@@ -222,3 +222,27 @@ def test_cursor_is_plain_json(tmp_path, monkeypatch):
     write_csv(home.inbox_dir / "a.csv", PEOPLE)
     _, cursor = evaluate_inbox(dg.DagsterInstance.ephemeral(), None)
     assert list(json.loads(cursor)["seen"]) == ["inbox/a.csv"]
+
+
+def test_a_file_that_broke_its_run_is_retried_alone_then_backed_off(tmp_path, monkeypatch):
+    home = use_home(tmp_path, monkeypatch)
+    instance = dg.DagsterInstance.ephemeral()
+    bad = write_csv(home.inbox_dir / "bad.csv", PEOPLE)
+    now = time.time()
+    _, cursor = evaluate_inbox(instance, None, now)
+    first, cursor = evaluate_inbox(instance, cursor, now + 5)
+    assert first.run_config["ops"]["library_records"]["config"]["files"] == [str(bad)]
+    # the run failed and left the file; a new file arrives meanwhile
+    good = write_csv(home.inbox_dir / "good.csv", PEOPLE)
+    retry, cursor = evaluate_inbox(instance, cursor, now + 10)
+    assert retry.run_config["ops"]["library_records"]["config"]["files"] == [str(bad)]  # a run of its own
+    second, cursor = evaluate_inbox(instance, cursor, now + 15)
+    assert second.run_config["ops"]["library_records"]["config"]["files"] == [str(good)]  # not held back by bad
+    good.unlink()
+    third, cursor = evaluate_inbox(instance, cursor, now + 20)
+    assert third.run_config["ops"]["library_records"]["config"]["files"] == [str(bad)]  # the third attempt
+    for tick in range(3):  # then it waits, tick after tick
+        result, cursor = evaluate_inbox(instance, cursor, now + 25 + 5 * tick)
+        assert "retrying every 10 minutes" in result.skip_message
+    later, cursor = evaluate_inbox(instance, cursor, now + 20 + 601)
+    assert later.run_config["ops"]["library_records"]["config"]["files"] == [str(bad)]

@@ -272,3 +272,17 @@ def test_a_file_saved_again_while_it_is_imported_is_imported_as_hashed_and_the_n
     monkeypatch.setattr(ingest, "read_lead_file", original)
     batch, second = import_home(home)
     assert [f.status for f in batch.files] == ["imported"] and len(second) == 4 and not path.exists()
+
+
+def test_a_row_edited_in_place_replaces_its_record_but_a_stranger_in_the_same_row_does_not(home):
+    write_csv(home.warehouse_dir / "crm.csv", PEOPLE)
+    _, before = import_home(home)
+    edited = [{**PEOPLE[0], "手机": "13812345699"}, PEOPLE[1],
+              {"姓名": "陌生人", "手机": "13500000009", "公司": "别家", "城市": "成都"}, PEOPLE[3]]
+    write_csv(home.warehouse_dir / "crm.csv", edited)
+    import_home(home)
+    with duckdb.connect() as conn:
+        library_of(home.root).register(conn)
+        replaces = dict(conn.execute("select name, replaces from lib_records where change = 'new' and replaces "
+                                     "is not null or name = '陌生人'").fetchall())
+    assert replaces == {"张伟": ids_by_name(before)["张伟"], "陌生人": None}
