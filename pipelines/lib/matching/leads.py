@@ -37,6 +37,30 @@ REVIEW_QUEUE = f"{SCHEMA}.lead_review_queue"
 NEW_EVENTS = f"{SCHEMA}.new_lead_events"
 UNREACHABLE = f"{SCHEMA}.leads_unreachable"
 
+# Kinds of conflict in the review queue, so a person settles one kind at a time (同类项批处理): the first
+# whose condition holds names the pair. Conditions read the pair's comparison levels (gamma_*: -1 missing,
+# 0 different; name 4 same, 3 same pinyin, 2 surname only, 1 pinyin close; contacts and company 1 shared).
+_ANY_CONTACT_SHARED = "(gamma_mobiles = 1 or gamma_emails = 1 or gamma_wechat = 1 or gamma_qq = 1)"
+REVIEW_KINDS: dict[str, tuple[str, str]] = {
+    "chaining_guard": ("连锁保护拆开 (cut by the chaining guard)", "guard_cut"),
+    "same_mobile_different_name": ("同手机号、姓名不同 (same mobile, different name)",
+                                   "gamma_mobiles = 1 and gamma_name = 0"),
+    "same_contact_different_name": ("同邮箱/微信/QQ、姓名不同 (same e-mail, WeChat or QQ, different name)",
+                                    f"{_ANY_CONTACT_SHARED} and gamma_name = 0"),
+    "same_name_company_different_contacts": ("同名同公司、联系方式不同 (same name and company, different contacts)",
+                                             f"gamma_name >= 3 and gamma_company_core = 1 and not {_ANY_CONTACT_SHARED}"),
+    "same_person_new_company": ("同名同联系方式、公司不同 (same name and contact, another company: a job change?)",
+                                f"gamma_name >= 3 and gamma_company_core = 0 and {_ANY_CONTACT_SHARED}"),
+    "similar_name": ("同联系方式、姓名相近或只有姓 (same contact, similar name or surname only)",
+                     f"gamma_name in (1, 2) and {_ANY_CONTACT_SHARED}"),
+    "other": ("其他可能是同一人的 (other pairs that may be one person)", "true"),
+}
+
+
+def _review_kind_sql() -> str:
+    cases = " ".join(f"when {condition} then '{kind}'" for kind, (_, condition) in REVIEW_KINDS.items())
+    return f"case {cases} end"
+
 
 @dataclass
 class LeadStats:
@@ -121,6 +145,7 @@ def build_leads(conn: duckdb.DuckDBPyConnection, records: str, config: MatchConf
         create or replace temp table candidate_edges as
         select l.node as node_l, r.node as node_r, p.record_id_l, p.record_id_r, p.match_probability, p.match_weight,
                p.names_compatible, p.explanation,
+               p.gamma_mobiles, p.gamma_emails, p.gamma_wechat, p.gamma_qq, p.gamma_name, p.gamma_company_core,
                case when dp.decision = 'different' then 'different'
                     when dp.decision = 'same' then 'same'
                     when p.match_probability >= {config.auto_merge} and p.names_compatible then 'merge'
@@ -441,7 +466,7 @@ def _review_queue(conn: duckdb.DuckDBPyConnection, records: str) -> None:
     conn.execute(f"""
         create or replace table {REVIEW_QUEUE} as
         with flagged as (
-            select e.*, case when g.node_l is not null then 'chaining guard: cluster too large or a "different" decision'
+            select e.*, g.node_l is not null as guard_cut, case when g.node_l is not null then 'chaining guard: cluster too large or a "different" decision'
                              when e.verdict = 'names differ' then 'strong contact match but names differ'
                              else 'review band' end as reason
             from candidate_edges e
@@ -456,7 +481,7 @@ def _review_queue(conn: duckdb.DuckDBPyConnection, records: str) -> None:
             rl.email as email_l, rr.email as email_r, rl.company as company_l, rr.company as company_r,
             rl.source_file || '#' || rl.source_row as source_l, rr.source_file || '#' || rr.source_row as source_r,
             round(f.match_probability, 4) as match_probability, round(f.match_weight, 2) as match_weight,
-            f.explanation, f.reason
+            f.explanation, f.reason, {_review_kind_sql()} as conflict_kind
         from flagged f
         join record_leads a on a.record_id = f.record_id_l
         join record_leads b on b.record_id = f.record_id_r

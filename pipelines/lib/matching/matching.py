@@ -266,6 +266,8 @@ def score_pairs(conn: duckdb.DuckDBPyConnection, model_path: Path, review_thresh
             record_id_l, record_id_r, match_weight, match_probability,
             -- Names that clearly differ are never merged automatically, however strong the contact match.
             coalesce(gamma_name <> 0, true) as names_compatible,
+            -- kept so the review queue can sort pairs into kinds of conflict (REVIEW_KINDS)
+            gamma_mobiles, gamma_emails, gamma_wechat, gamma_qq, gamma_name, gamma_company_core,
             concat_ws('; ', {', '.join(explain_parts)}) as explanation
         from {predictions.physical_name}
     """)
