@@ -19,8 +19,9 @@
     )
 {%- endmacro %}
 
-{% macro stage_raw_leads(source_relation) %}
-{#- Every text field half-width, squished, junk placeholders nulled; lineage kept as it came. -#}
+{% macro stage_raw_leads(source_relation, where='true') %}
+{#- Every text field half-width, squished, junk placeholders nulled; lineage kept as it came.
+    `where` filters the rows as they are read, before any of that work. -#}
 with squished as (
     select
         *,
@@ -29,6 +30,7 @@ with squished as (
         {%- endfor %}
         {{ squish('updated_at') }} as clean_updated_at
     from {{ source_relation }}
+    where {{ where }}
 )
 
 select

@@ -6,6 +6,8 @@ first step to its last (LeadHomeResource), so two runs never interleave their wr
 
 import dagster as dg
 
+from pipelines.defs.quality.checks import FRESHNESS_CHECKS
+
 TRAINING = dg.AssetSelection.groups("training")
 LIBRARY_FLOW = dg.AssetSelection.all() - TRAINING
 
@@ -19,7 +21,8 @@ nightly_job = dg.define_asset_job(
 
 inbox_import_job = dg.define_asset_job(
     "inbox_import_job",
-    selection=LIBRARY_FLOW,
+    # a specialist waits for the receipt: the sources' freshness is the nightly run's concern
+    selection=LIBRARY_FLOW - dg.AssetSelection.checks(*FRESHNESS_CHECKS.values()),
     executor_def=dg.in_process_executor,
     description="Import the files the inbox sensor (or `leadfactory ingest`) names, then standardise, match, "
                 "gate, publish and write each file's receipt.",

@@ -3,8 +3,10 @@
 -- Each distinct company name reduced to its core: 北京字节跳动科技有限公司 / 字节跳动(北京)公司 -> 字节跳动.
 -- Brackets, legal suffixes, a leading region and trailing industry words go; a core is never shorter
 -- than two characters (else the step that shortened it is undone, the region first).
+{{ config(unique_key='company') }}
 with names as (
-    select distinct company from {{ ref('int_leads_unioned') }} where company is not null
+    select distinct company from {{ ref('int_leads_unioned') }}
+    where company is not null and {{ only_new_values('company') }}
 ),
 
 folded as (

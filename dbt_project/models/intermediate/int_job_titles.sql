@@ -1,6 +1,8 @@
 -- Each distinct job title mapped to a canonical title by the first (lowest priority number) matching rule.
+{{ config(unique_key='job_title') }}
 with titles as (
-    select distinct job_title from {{ ref('int_leads_unioned') }} where job_title is not null
+    select distinct job_title from {{ ref('int_leads_unioned') }}
+    where job_title is not null and {{ only_new_values('job_title') }}
 ),
 
 matches as (

@@ -3,9 +3,11 @@
 -- Explicit columns win; otherwise up to three leading division names are read off the address
 -- ("广东深圳南山区科技园", "北京市朝阳区..."), and missing parents are filled from the divisions list.
 -- An ambiguous name (朝阳区 is in Beijing and Changchun) is resolved by its parent, or left empty.
+{{ config(unique_key='place_key') }}
 with places as (
     select distinct {{ place_key() }} as place_key, province, city, district, address
     from {{ ref('int_leads_unioned') }}
+    where {{ only_new_values(place_key(), 'place_key') }}
 ),
 
 -- Every name by which a division may be written: full name, and short name for provinces and cities.

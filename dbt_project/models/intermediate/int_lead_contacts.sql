@@ -1,9 +1,11 @@
 -- depends_on: {{ ref('junk_values') }}
+{{ config(unique_key='record_id', post_hook="{{ drop_retired_records() }}") }}
 -- One row per contact value found on a record (phones, e-mails, social ids), standardised and judged.
 -- status: valid | invalid | junk; issue says why, in words a specialist can act on.
 with records as (
     select record_id, mobile, landline, email, wechat, qq, douyin, kuaishou
     from {{ ref('int_leads_unioned') }}
+    where {{ only_pending_records() }}
 ),
 
 -- A phone cell may hold several numbers: "138...; 0755-..." or "138.../139...".

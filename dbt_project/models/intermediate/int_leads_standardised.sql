@@ -1,14 +1,16 @@
 -- depends_on: {{ ref('name_honorifics') }}
+{{ config(unique_key='record_id', post_hook="{{ drop_retired_records() }}") }}
 -- Every lead record with its canonical fields standardised, and a rejection reason where it cannot be a lead.
 with records as (
     select *, {{ place_key() }} as place_key from {{ ref('int_leads_unioned') }}
+    where {{ only_pending_records() }}
 ),
 
 -- First occurrence order of each distinct valid value, per record and field.
 valid_contacts as (
     select record_id, field, value, min(source_field = 'landline')::int * 100 + min(position) as rank
     from {{ ref('int_lead_contacts') }}
-    where status = 'valid'
+    where status = 'valid' and {{ only_pending_records() }}
     group by record_id, field, value
 ),
 
@@ -29,7 +31,7 @@ contact_lists as (
 contact_issues as (
     select record_id, count(*) as contact_issue_count
     from {{ ref('int_lead_contacts') }}
-    where status <> 'valid'
+    where status <> 'valid' and {{ only_pending_records() }}
     group by record_id
 ),
 

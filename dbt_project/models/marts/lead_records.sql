@@ -1,4 +1,5 @@
+{{ config(unique_key='record_id', post_hook="{{ drop_retired_records() }}") }}
 -- Accepted lead records: one row per input row that can be a lead, all fields standardised.
 select * exclude (rejection_reason)
 from {{ ref('int_leads_standardised') }}
-where rejection_reason is null
+where rejection_reason is null and {{ only_pending_records() }}

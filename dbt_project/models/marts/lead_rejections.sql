@@ -1,3 +1,4 @@
+{{ config(unique_key='record_id', post_hook="{{ drop_retired_records() }}") }}
 -- Library records that cannot be a lead, with the reason. Files and rows refused at import (unreadable
 -- files, ragged rows, totals lines) never become records: the import log in the library keeps them, and
 -- each file's receipt lists them.
@@ -9,4 +10,4 @@ select
     null::varchar as field,
     rejection_reason as reason
 from {{ ref('int_leads_standardised') }}
-where rejection_reason is not null
+where rejection_reason is not null and {{ only_pending_records() }}

@@ -9,8 +9,11 @@ from pipelines.defs.resources import DUCKDB_WRITER_POOL, LeadHomeResource
 from pipelines.lib.identity.ingest import LIBRARY_IMPORTS, LIBRARY_RECORDS, import_files
 from pipelines.lib.identity.library import library_of
 from pipelines.lib.quality.profiling import profile_relation
+from pipelines.lib.quality.quality import preload_great_expectations
 from pipelines.lib.publish.receipts import write_receipts
 from pipelines.lib.sources.sources import load_sources
+from pipelines.lib.matching.incremental import INCREMENTAL_WORKING_STATE
+from pipelines.lib.refresh import decide_refresh
 
 
 class ImportConfig(dg.Config):
@@ -40,12 +43,20 @@ LIBRARY_SPECS = {spec.key.to_user_string(): spec for spec in [
         group_name="ingest",
         kinds={"deltalake", "duckdb"},
     ),
+    dg.AssetSpec(
+        key=["raw", "pending_changes"],
+        description="Records added, updated or retired since the last publication: what an incremental run "
+                    "standardises, matches and republishes (pipelines/lib/refresh.py).",
+        group_name="ingest",
+        kinds={"duckdb"},
+    ),
 ]}
 
 
 @dg.multi_asset(specs=list(LIBRARY_SPECS.values()), pool=DUCKDB_WRITER_POOL)
 def library_records(context: dg.AssetExecutionContext, config: ImportConfig,
                     lead_home: LeadHomeResource) -> Iterator[dg.MaterializeResult]:
+    preload_great_expectations()  # the quality gates need it later in the run
     home = lead_home.lead_home()
     library = library_of(home.root)
     with home.connect() as conn:
@@ -59,7 +70,12 @@ def library_records(context: dg.AssetExecutionContext, config: ImportConfig,
             context.log.warning(f"file not imported: {item.file_name}: {item.reason}")
         for source, why in batch.retirement_withheld.items():
             context.log.warning(f"{source}: {why}")
-        records_profile = profile_relation(conn, LIBRARY_RECORDS)
+        plan = decide_refresh(conn, context.run_id, named_files=bool(config.files),
+                              working_copy_in_sync=batch.working_copy_in_sync, working_state=INCREMENTAL_WORKING_STATE)
+        context.log.info(f"refresh: {plan.describe()}")
+        # Profiling a million records costs seconds; an incremental run reports the count only.
+        records_profile = ({"row_count": conn.execute(f"select count(*) from {LIBRARY_RECORDS}").fetchone()[0]}
+                           if plan.incremental else profile_relation(conn, LIBRARY_RECORDS))
         imports_count = conn.execute(f"select count(*) from {LIBRARY_IMPORTS}").fetchone()[0]
     yield dg.MaterializeResult(
         asset_key=["raw", "library_records"],
@@ -73,7 +89,10 @@ def library_records(context: dg.AssetExecutionContext, config: ImportConfig,
                 for f in batch.files]),
             "retirement_withheld": dg.MetadataValue.json(batch.retirement_withheld),
             "receipts_written": len(answered),
+            "refresh": plan.describe(),
             "library": dg.MetadataValue.path(str(library.root)),
         },
     )
     yield dg.MaterializeResult(asset_key=["raw", "library_imports"], metadata={"row_count": imports_count})
+    yield dg.MaterializeResult(asset_key=["raw", "pending_changes"],
+                               metadata={"changed_records": plan.changed_records, "refresh": plan.describe()})

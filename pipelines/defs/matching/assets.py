@@ -6,7 +6,10 @@ from pipelines.defs.resources import DUCKDB_WRITER_POOL, LeadHomeResource
 from pipelines.lib.publish.publish import LEAD_RECORDS
 from pipelines.lib.matching.leads import build_leads
 from pipelines.lib.matching.match_config import load_match_config
-from pipelines.lib.matching.matching import prepare_match_input, score_pairs, train_model
+from pipelines.lib.matching.incremental import CHANGED_RECORDS, SCOPE, stage_changed_records, stage_scope
+from pipelines.lib.matching.matching import (prepare_match_input, score_changed_records, score_pairs, train_model,
+                                             update_match_input)
+from pipelines.lib.refresh import refresh_plan
 
 
 @dg.asset(
@@ -20,9 +23,18 @@ from pipelines.lib.matching.matching import prepare_match_input, score_pairs, tr
 def scored_pairs(context: dg.AssetExecutionContext, lead_home: LeadHomeResource) -> dg.MaterializeResult:
     config = load_match_config()
     with lead_home.lead_home().connect() as conn:
-        shared = prepare_match_input(conn, LEAD_RECORDS, config)
-        pairs = score_pairs(conn, config.model_path, config.review)
+        plan = refresh_plan(conn, context.run_id)
+        if plan.incremental:
+            # the changed records against the library and each other; the library's own pairs stand
+            changed = stage_changed_records(conn)
+            shared = update_match_input(conn, LEAD_RECORDS, config, CHANGED_RECORDS)
+            pairs = score_changed_records(conn, config.model_path, config.review, CHANGED_RECORDS)
+            context.log.info(f"{changed:,} changed records scored against the library: {pairs:,} pairs")
+        else:
+            shared = prepare_match_input(conn, LEAD_RECORDS, config)
+            pairs = score_pairs(conn, config.model_path, config.review)
     return dg.MaterializeResult(metadata={
+        "refresh": plan.describe(),
         "pairs_scored": pairs,
         **{f"shared_values_ignored/{kind}": n for kind, n in shared.items()},
         "model": dg.MetadataValue.path(str(config.model_path)),
@@ -38,10 +50,19 @@ def scored_pairs(context: dg.AssetExecutionContext, lead_home: LeadHomeResource)
     description="Clusters with stable lead ids, survivorship, members, review queue and lead events, ready to publish.",
 )
 def golden_leads(context: dg.AssetExecutionContext, lead_home: LeadHomeResource) -> dg.MaterializeResult:
+    config = load_match_config()
     with lead_home.lead_home().connect() as conn:
-        stats = build_leads(conn, LEAD_RECORDS, load_match_config())
+        plan = refresh_plan(conn, context.run_id)
+        scope = None
+        if plan.incremental:
+            stage_changed_records(conn)
+            scoped = stage_scope(conn, config)
+            context.log.info(f"rebuilding the leads of {scoped:,} records the changed records touch")
+            scope = SCOPE
+        stats = build_leads(conn, LEAD_RECORDS, config, scope=scope)
     context.log.info(f"leads built: {stats.as_dict()}")
     return dg.MaterializeResult(metadata={
+        "refresh": plan.describe(),
         "records": stats.records,
         "pairs_scored": stats.pairs_scored,
         "pairs_merged": stats.pairs_merged,

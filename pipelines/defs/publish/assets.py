@@ -9,6 +9,7 @@ from pipelines.lib.publish.publish import LEAD_MEMBERS, LEAD_REVIEW_QUEUE, LEADS
 from pipelines.lib.identity.library import library_of
 from pipelines.lib.publish.receipts import write_receipts
 from pipelines.lib.quality.summary import run_summary
+from pipelines.lib.refresh import refresh_plan
 
 PUBLISHED = {
     "leads_clean": "One golden lead per person: surviving values per field, every valid contact kept.",
@@ -31,16 +32,18 @@ def published_leads(context: dg.AssetExecutionContext, lead_home: LeadHomeResour
     """All four tables in one transaction: a failed run leaves the previous publication."""
     home = lead_home.lead_home()
     with home.connect() as conn:
-        publication = publish_leads(conn)
-        # Numeric metadata on every run: Dagster plots these over time (contactable %, duplicate rate ...).
-        report, quality = write_quality_report(conn, home.root)
+        plan = refresh_plan(conn, context.run_id)
+        publication = publish_leads(conn, incremental=plan.incremental)
         summary = run_summary(conn)
         if not summary.reconciles:
             context.log.warning(f"row counts do not reconcile: {summary.as_dict()}")
+        # Numeric metadata on every full run: Dagster plots these over time (contactable %, duplicate rate
+        # ...). An incremental run changes a few leads of many: its figures wait for the nightly run.
+        report, quality = write_quality_report(conn, home.root) if not plan.incremental else (None, {})
         for name in PUBLISHED:
             relation = f"published.{name}"
-            metadata = {"publication_id": publication.publication_id}
-            if relation in (LEADS_CLEAN, LEADS_UNREACHABLE, LEAD_MEMBERS, LEAD_REVIEW_QUEUE):
+            metadata = {"publication_id": publication.publication_id, "refresh": plan.describe()}
+            if relation in (LEADS_CLEAN, LEADS_UNREACHABLE, LEAD_MEMBERS, LEAD_REVIEW_QUEUE) and not plan.incremental:
                 metadata.update(profile_relation(conn, relation))
             else:
                 metadata["row_count"] = conn.execute(f"select count(*) from {relation}").fetchone()[0]
@@ -48,7 +51,8 @@ def published_leads(context: dg.AssetExecutionContext, lead_home: LeadHomeResour
                 metadata.update({f"summary/{k}": v for k, v in summary.as_dict().items()})
                 metadata.update({f"quality/{k}": v for k, v in quality.items()
                                  if isinstance(v, (int, float)) and not isinstance(v, bool)})
-                metadata["quality_report"] = dg.MetadataValue.path(str(report))
+                if report is not None:
+                    metadata["quality_report"] = dg.MetadataValue.path(str(report))
             yield dg.MaterializeResult(asset_key=["published", name], metadata=metadata)
 
 

@@ -3,22 +3,26 @@
 import dagster as dg
 
 from pipelines.defs.resources import LeadHomeResource
-from pipelines.lib.quality.quality import QualityResult, source_age_hours, suite_path, validate_gate
+from pipelines.lib.quality.quality import GATES, QualityResult, source_age_hours, suite_path, validate_gate
+from pipelines.lib.refresh import refresh_plan
 from pipelines.lib.sources.sources import Source, load_sources
 
 
-def _gate(lead_home: LeadHomeResource, name: str) -> dg.AssetCheckResult:
+def _gate(context: dg.AssetCheckExecutionContext, lead_home: LeadHomeResource, name: str) -> dg.AssetCheckResult:
     """Validate one gate and render its Data Docs into <home>/data_docs/<gate>/ (one site per gate, so
     each check's build leaves the other's pages alone)."""
     home = lead_home.lead_home()
     docs = home.root / "data_docs" / name
     with home.connect(read_only=True) as conn:
-        quality = validate_gate(conn, name, docs_dir=docs)
+        plan = refresh_plan(conn, context.run.run_id)
+        gate = f"{name}_changed" if plan.incremental and f"{name}_changed" in GATES else name
+        # Data Docs describe the whole library: an incremental run leaves the last full run's pages
+        quality = validate_gate(conn, gate, docs_dir=None if plan.incremental else docs)
     result = _check_result(quality)
     index = docs / "index.html"
     return dg.AssetCheckResult(
         passed=result.passed, severity=result.severity, description=result.description,
-        metadata={**result.metadata, "data_docs": dg.MetadataValue.url(index.as_uri())},
+        metadata={**result.metadata, "refresh": plan.describe(), "data_docs": dg.MetadataValue.url(index.as_uri())},
     )
 
 
@@ -43,8 +47,9 @@ def _check_result(quality: QualityResult) -> dg.AssetCheckResult:
     blocking=True,
     description="expectations/standardised_records.json: contact forms, divisions, no junk, rows reconcile.",
 )
-def standardised_records_quality(lead_home: LeadHomeResource) -> dg.AssetCheckResult:
-    return _gate(lead_home, "standardised_records")
+def standardised_records_quality(context: dg.AssetCheckExecutionContext,
+                                 lead_home: LeadHomeResource) -> dg.AssetCheckResult:
+    return _gate(context, lead_home, "standardised_records")
 
 
 @dg.asset_check(
@@ -54,8 +59,8 @@ def standardised_records_quality(lead_home: LeadHomeResource) -> dg.AssetCheckRe
     description="expectations/golden_leads.json: unique ids, every lead to publish reachable, contact forms, "
                 "divisions, no junk, counts reconcile. Failing blocks publication; the previous one stays.",
 )
-def golden_leads_quality(lead_home: LeadHomeResource) -> dg.AssetCheckResult:
-    return _gate(lead_home, "golden_leads")
+def golden_leads_quality(context: dg.AssetCheckExecutionContext, lead_home: LeadHomeResource) -> dg.AssetCheckResult:
+    return _gate(context, lead_home, "golden_leads")
 
 
 FRESHNESS_LIMIT_HOURS = 24.0

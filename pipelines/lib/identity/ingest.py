@@ -30,15 +30,19 @@ import polars as pl
 import pyarrow as pa
 
 from ..sources.field_mapping import CANONICAL_FIELDS, EXTRA_FIELD, FieldMapping, load_field_mapping, normalise_header
+from ..quality.profiling import relation_exists
 from .library import IMPORT_ROW_SCHEMA, IMPORTS_SCHEMA, RECORD_SCHEMA, Library, library_of, new_import_id
 from ..sources.readers import ROW_COLUMN, LeadFileError, is_lead_file_candidate, read_lead_file
 from ..sources.sources import ARCHIVE_DIR, FAILED_DIR, Source, load_sources
+from ..refresh import record_pending_changes
 
 log = logging.getLogger(__name__)
 
 RAW_SCHEMA = "raw"
 LIBRARY_RECORDS = f"{RAW_SCHEMA}.library_records"   # the library's current records: dbt's one source
 LIBRARY_IMPORTS = f"{RAW_SCHEMA}.library_imports"   # every import, for summaries and receipts
+WORKING_COPY_STATE = f"{RAW_SCHEMA}.working_copy_state"  # the library table versions the working copy mirrors
+MIRRORED_TABLES = ("records", "imports")
 KEY_COLUMN = "_record_key"
 _SEP = "chr(31)"
 
@@ -75,6 +79,7 @@ class ImportBatch:
     files: list[FileImport] = field(default_factory=list)
     retired: dict[str, int] = field(default_factory=dict)            # source -> records retired
     retirement_withheld: dict[str, str] = field(default_factory=dict)  # source -> why nothing was retired
+    working_copy_in_sync: bool = False  # the working copy was updated by this batch alone, not rebuilt
 
     @property
     def imported(self) -> list[FileImport]:
@@ -268,6 +273,10 @@ def import_files(
     library = library_of(home_root)
     imported_at = datetime.now(timezone.utc).replace(tzinfo=None)
     library.register(conn)
+    in_sync = working_copy_in_sync(conn, library)
+    if in_sync:  # the working copy is the library's current state: compare against it, not the Delta log
+        conn.execute(f"create or replace temp view lib_current_records as "
+                     f"select * exclude (first_import_id) from {LIBRARY_RECORDS}")
     try:
         newest = conn.execute("select greatest((select coalesce(max(import_id), 0) from lib_all_imports), "
                               "(select coalesce(max(import_id), 0) from lib_all_records))").fetchone()[0]
@@ -311,7 +320,14 @@ def import_files(
     finally:
         library.unregister(conn)
     _move_files(batch, sources, home_root, targets)
-    refresh_working_copy(conn, library)
+    if in_sync:
+        apply_to_working_copy(conn, library, records, pa.Table.from_pylist(imports, schema=IMPORTS_SCHEMA))
+    else:
+        refresh_working_copy(conn, library)
+    batch.working_copy_in_sync = in_sync
+    conn.register("batch_versions", records.select(["record_id", "change", "import_id"]))
+    record_pending_changes(conn, "batch_versions")
+    conn.unregister("batch_versions")
     for item in batch.files:
         level = logging.WARNING if item.status == "failed" else logging.INFO
         log.log(level, "%s %s: %s rows read, %s rejected, %s new records%s", item.status, item.file_name,
@@ -546,6 +562,24 @@ def _move_files(batch: ImportBatch, sources: tuple[Source, ...], home_root: Path
             shutil.copy2(item.path, target)
 
 
+def _library_versions(library: Library) -> str:
+    versions = library.versions()
+    return ",".join(f"{name}={versions.get(name, -1)}" for name in MIRRORED_TABLES)
+
+
+def working_copy_in_sync(conn: duckdb.DuckDBPyConnection, library: Library) -> bool:
+    """Whether the working copy holds exactly the library's current records and imports (nothing was
+    committed to the library since it was last brought up to date)."""
+    if not relation_exists(conn, WORKING_COPY_STATE) or not relation_exists(conn, LIBRARY_RECORDS):
+        return False
+    row = conn.execute(f"select versions from {WORKING_COPY_STATE}").fetchone()
+    return row is not None and row[0] == _library_versions(library)
+
+
+def _mark_in_sync(conn: duckdb.DuckDBPyConnection, library: Library) -> None:
+    conn.execute(f"create or replace table {WORKING_COPY_STATE} as select ? as versions", [_library_versions(library)])
+
+
 def refresh_working_copy(conn: duckdb.DuckDBPyConnection, library: Library) -> None:
     """Rebuild the DuckDB working copy of the library: current records and the import log."""
     library.register(conn)
@@ -555,7 +589,7 @@ def refresh_working_copy(conn: duckdb.DuckDBPyConnection, library: Library) -> N
         # first_import_id: the import that first brought the record; a receipt tells rows that joined the
         # library from rows it already had.
         conn.execute(f"""create or replace table {LIBRARY_RECORDS} as
-                         select c.* exclude (import_id, content_hash), f.first_import_id
+                         select c.*, f.first_import_id
                          from lib_current_records c
                          join (select record_id, min(import_id) as first_import_id from (
                                    select record_id, import_id from lib_records
@@ -564,9 +598,38 @@ def refresh_working_copy(conn: duckdb.DuckDBPyConnection, library: Library) -> N
                            using (record_id)
                          order by record_id""")
         conn.execute(f"create or replace table {LIBRARY_IMPORTS} as select * from lib_imports order by import_id")
+        _mark_in_sync(conn, library)
         conn.execute("commit")
     except Exception:
         conn.execute("rollback")
         raise
     finally:
         library.unregister(conn)
+
+
+def apply_to_working_copy(conn: duckdb.DuckDBPyConnection, library: Library, records: pa.Table,
+                          imports: pa.Table) -> None:
+    """Bring an in-sync working copy up to date with one committed batch: its record versions replace
+    the records they are versions of (a retired one just goes) and its imports join the log. A batch
+    of 10,000 rows into a library of a million costs a fraction of a second instead of a rebuild."""
+    conn.register("batch_records", records)
+    conn.register("batch_imports", imports)
+    try:
+        conn.execute("begin transaction")
+        conn.execute(f"""create or replace temp table batch_first_imports as
+                         select b.record_id, least(min(b.import_id), min(w.first_import_id)) as first_import_id
+                         from batch_records b left join {LIBRARY_RECORDS} w using (record_id) group by 1""")
+        conn.execute(f"delete from {LIBRARY_RECORDS} where record_id in (select record_id from batch_records)")
+        conn.execute(f"""insert into {LIBRARY_RECORDS} by name
+                         select b.* exclude (change), f.first_import_id
+                         from batch_records b join batch_first_imports f using (record_id)
+                         where b.change <> 'retired'""")
+        conn.execute(f"insert into {LIBRARY_IMPORTS} by name select * from batch_imports")
+        _mark_in_sync(conn, library)
+        conn.execute("commit")
+    except Exception:
+        conn.execute("rollback")
+        raise
+    finally:
+        conn.unregister("batch_records")
+        conn.unregister("batch_imports")

@@ -36,6 +36,8 @@ LEAD_MEMBERS = f"{SCHEMA}.lead_members"
 REVIEW_QUEUE = f"{SCHEMA}.lead_review_queue"
 NEW_EVENTS = f"{SCHEMA}.new_lead_events"
 UNREACHABLE = f"{SCHEMA}.leads_unreachable"
+# The records an incremental build covered (empty after a full build): what publish_lead_changes replaces.
+BUILD_SCOPE = f"{SCHEMA}.build_scope"
 
 # Kinds of conflict in the review queue, so a person settles one kind at a time (同类项批处理): the first
 # whose condition holds names the pair. Conditions read the pair's comparison levels (gamma_*: -1 missing,
@@ -85,6 +87,8 @@ def ensure_matching_tables(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute(f"""create table if not exists {DECISIONS} (
         decision_id bigint, lead_a varchar, lead_b varchar, decision varchar, decided_by varchar,
         decided_at timestamp default current_timestamp)""")
+    # where a decision came from: a review workbook (its name, export time and hash); null for `decide`
+    conn.execute(f"alter table {DECISIONS} add column if not exists origin varchar")
     conn.execute(f"create table if not exists {DECISION_RECORDS} (decision_id bigint, side varchar, record_id varchar)")
     conn.execute(f"""create table if not exists {LEAD_REGISTRY} (
         lead_id varchar primary key, created_at timestamp, merged_into varchar)""")
@@ -122,9 +126,19 @@ def new_lead_id(seed: str, salt: int = 0) -> str:
     return "L" + hashlib.md5(f"{seed}:{salt}".encode()).hexdigest()[:12].upper()
 
 
-def build_leads(conn: duckdb.DuckDBPyConnection, records: str, config: MatchConfig) -> LeadStats:
-    """Cluster scored pairs into leads with stable ids; write golden leads, members, review queue, events."""
+def build_leads(conn: duckdb.DuckDBPyConnection, records: str, config: MatchConfig, scope: str | None = None) -> LeadStats:
+    """Cluster scored pairs into leads with stable ids; write golden leads, members, review queue, events.
+
+    With ``scope`` (a relation of record ids: whole published leads plus the changed records that reach
+    them, see incremental.py) only those records are clustered, and the tables built hold only their
+    leads; ``publish_lead_changes`` puts them in place of the leads they replace."""
     ensure_matching_tables(conn)
+    conn.execute(f"create or replace table {BUILD_SCOPE} as "
+                 + (f"select distinct record_id from {scope}" if scope else "select null::varchar as record_id where false"))
+    if scope:
+        conn.execute(f"create or replace temp view scoped_records as select * from {records} "
+                     f"where record_id in (select record_id from {BUILD_SCOPE})")
+        records = "scoped_records"
     conn.execute(f"create or replace temp table nodes as select record_id, (row_number() over (order by record_id) - 1)::integer as node from {records}")
     n_nodes = conn.execute("select count(*) from nodes").fetchone()[0]
     has_previous = relation_exists(conn, PUBLISHED_MEMBERS)
@@ -180,7 +194,7 @@ def build_leads(conn: duckdb.DuckDBPyConnection, records: str, config: MatchConf
     conn.execute("create or replace temp table guard_cut as select * from cut_frame")
     conn.unregister("cut_frame")
 
-    assign_lead_ids(conn, has_previous)
+    assign_lead_ids(conn, has_previous, scoped=scope is not None)
     _members(conn, records)
     _golden(conn, records, config)
     _unreachable(conn)
@@ -188,7 +202,7 @@ def build_leads(conn: duckdb.DuckDBPyConnection, records: str, config: MatchConf
     stats = conn.execute(f"""
         select
             (select count(*) from nodes),
-            (select count(*) from {SCORED_PAIRS}),
+            (select count(*) from candidate_edges),
             (select count(*) from candidate_edges where verdict in ('merge', 'same')) - (select count(*) from guard_cut),
             (select count(*) from {REVIEW_QUEUE}),
             (select count(*) from {GOLDEN_LEADS}),
@@ -203,10 +217,12 @@ def build_leads(conn: duckdb.DuckDBPyConnection, records: str, config: MatchConf
     )
 
 
-def assign_lead_ids(conn: duckdb.DuckDBPyConnection, has_previous: bool) -> None:
+def assign_lead_ids(conn: duckdb.DuckDBPyConnection, has_previous: bool, scoped: bool = False) -> None:
     """Give every cluster a lead id (temp table ``cluster_ids``) and write the merge/split events."""
     previous = f"select record_id, lead_id from {PUBLISHED_MEMBERS}" if has_previous else \
         "select null::varchar as record_id, null::varchar as lead_id where false"
+    if has_previous and scoped:  # only the leads being rebuilt claim and lose records
+        previous += f" where record_id in (select record_id from {BUILD_SCOPE})"
     conn.execute(f"create or replace temp table previous_members as {previous}")
     # A record that replaced another (a row edited in place in a snapshot extract) claims as its
     # predecessor did, so a corrected row keeps its lead's id.

@@ -26,6 +26,10 @@ SCHEMA = "matching"
 MATCH_INPUT = f"{SCHEMA}.match_input"
 SCORED_PAIRS = f"{SCHEMA}.scored_pairs"
 CONTACT_LISTS = ("mobiles", "emails", "wechats", "qqs")
+# Candidate pairs share one of these (a list column shares any value); see also _library_candidates_sql.
+BLOCKING_KEYS = (("mobiles",), ("emails",), ("wechat",), ("qq",), ("name_pinyin", "company_core"),
+                 ("name_pinyin", "street_address"))
+LIST_COLUMNS = ("mobiles", "emails")
 TF_COMPARISONS = ("name", "company_core", "street_address")  # term-frequency adjusted: common values count less
 TF_MIN_RECORDS = 2000  # below this, value frequencies are too noisy to adjust weights by
 TRAINING_RECORDS_KEY = "leadfactory_training_records"  # kept in the model file, not a Splink setting
@@ -34,11 +38,13 @@ MAX_PRIOR = 0.01  # a tiny file is not mostly duplicates of itself
 MIN_TRAINING_RECORDS = 10_000
 
 
-def prepare_match_input(conn: duckdb.DuckDBPyConnection, records: str, config: MatchConfig) -> dict[str, int]:
-    """Build ``matching.match_input`` from standardised records; return how many shared values were dropped."""
-    conn.execute(f"create schema if not exists {SCHEMA}")
-    conn.execute(f"""
-        create or replace temp table record_contacts as
+RECORD_CONTACTS = f"{SCHEMA}.record_contacts"
+SHARED_CONTACT_VALUES = f"{SCHEMA}.shared_contact_values"
+
+
+def _record_contacts_sql(records: str, where: str = "true") -> str:
+    """One row per identifying contact value of each record, with who holds it."""
+    return f"""
         with people as (
             select record_id,
                    -- a full name identifies a person well enough to count people sharing a value
@@ -46,29 +52,39 @@ def prepare_match_input(conn: duckdb.DuckDBPyConnection, records: str, config: M
                    mobiles, emails, list_filter([wechat], x -> x is not null) as wechats,
                    list_filter([qq], x -> x is not null) as qqs
             from {records}
+            where {where}
         )
         select record_id, person_key, 'mobiles' as kind, unnest(mobiles) as value from people
         union all select record_id, person_key, 'emails', unnest(emails) from people
         union all select record_id, person_key, 'wechats', unnest(wechats) from people
         union all select record_id, person_key, 'qqs', unnest(qqs) from people
-    """)
-    conn.execute(f"""
-        create or replace table {SCHEMA}.shared_contact_values as
+    """
+
+
+def _shared_values_sql(where: str = "true") -> str:
+    return f"""
         select kind, value, count(distinct person_key) as people, count(*) as records
-        from record_contacts
+        from {RECORD_CONTACTS}
+        where {where}
         group by kind, value
-        having count(distinct person_key) >= {config.shared_value_min_people}
-    """)
+        having count(distinct person_key) >= ?
+    """
+
+
+def _match_input_sql(records: str, only: str | None = None) -> str:
+    """The match input of every record, or of the records whose ids the relation ``only`` lists."""
+    c_only = f"c.record_id in (select record_id from {only})" if only else "true"
+    r_only = f"r.record_id in (select record_id from {only})" if only else "true"
     lists = ",\n".join(
         f"list(c.value order by c.value) filter (where c.kind = '{kind}' and s.value is null) as {kind}"
         for kind in CONTACT_LISTS
     )
-    conn.execute(f"""
-        create or replace table {MATCH_INPUT} as
+    return f"""
         with identifying as (
             select c.record_id, {lists}
-            from record_contacts c
-            left join {SCHEMA}.shared_contact_values s on s.kind = c.kind and s.value = c.value
+            from {RECORD_CONTACTS} c
+            left join {SHARED_CONTACT_VALUES} s on s.kind = c.kind and s.value = c.value
+            where {c_only}
             group by c.record_id
         )
         select
@@ -88,9 +104,56 @@ def prepare_match_input(conn: duckdb.DuckDBPyConnection, records: str, config: M
             r.job_title_canonical
         from {records} r
         left join identifying i on i.record_id = r.record_id
-    """)
-    shared = dict(conn.execute(f"select kind, count(*) from {SCHEMA}.shared_contact_values group by kind").fetchall())
+        where {r_only}
+    """
+
+
+def _shared_counts(conn: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    shared = dict(conn.execute(f"select kind, count(*) from {SHARED_CONTACT_VALUES} group by kind").fetchall())
     return {kind: shared.get(kind, 0) for kind in CONTACT_LISTS}
+
+
+def prepare_match_input(conn: duckdb.DuckDBPyConnection, records: str, config: MatchConfig) -> dict[str, int]:
+    """Build ``matching.match_input`` from standardised records; return how many shared values were dropped."""
+    conn.execute(f"create schema if not exists {SCHEMA}")
+    conn.execute(f"create or replace table {RECORD_CONTACTS} as {_record_contacts_sql(records)}")
+    conn.execute(f"create or replace table {SHARED_CONTACT_VALUES} as {_shared_values_sql()}",
+                 [config.shared_value_min_people])
+    conn.execute(f"create or replace table {MATCH_INPUT} as {_match_input_sql(records)}")
+    return _shared_counts(conn)
+
+
+def update_match_input(conn: duckdb.DuckDBPyConnection, records: str, config: MatchConfig, changed: str) -> dict[str, int]:
+    """Bring ``match_input`` up to date with the records in ``changed`` (a relation of record ids) without
+    rebuilding it: their contacts replace their old ones, the values they hold are counted again across
+    the library, and a value that has become shared leaves every record that holds it."""
+    in_changed = f"record_id in (select record_id from {changed})"
+    conn.execute("begin transaction")
+    try:
+        conn.execute(f"delete from {RECORD_CONTACTS} where {in_changed}")
+        conn.execute(f"insert into {RECORD_CONTACTS} {_record_contacts_sql(records, in_changed)}")
+        conn.execute(f"""create or replace temp table touched_values as
+                         select distinct kind, value from {RECORD_CONTACTS} where {in_changed}""")
+        conn.execute(f"""create or replace temp table was_shared as
+                         select s.kind, s.value from {SHARED_CONTACT_VALUES} s join touched_values using (kind, value)""")
+        conn.execute(f"delete from {SHARED_CONTACT_VALUES} where (kind, value) in (select kind, value from touched_values)")
+        conn.execute(f"insert into {SHARED_CONTACT_VALUES} {_shared_values_sql('(kind, value) in (select kind, value from touched_values)')}",
+                     [config.shared_value_min_people])
+        # library records whose lists change because a value they hold became (or stopped being) shared
+        conn.execute(f"""create or replace temp table match_input_rebuild as
+            select record_id from {changed}
+            union
+            select c.record_id from {RECORD_CONTACTS} c
+            join (select kind, value from {SHARED_CONTACT_VALUES} where (kind, value) in (select kind, value from touched_values)
+                  union all select kind, value from was_shared) v using (kind, value)
+            where c.record_id not in (select record_id from {changed})""")
+        conn.execute(f"delete from {MATCH_INPUT} where record_id in (select record_id from match_input_rebuild)")
+        conn.execute(f"insert into {MATCH_INPUT} {_match_input_sql(records, 'match_input_rebuild')}")
+        conn.execute("commit")
+    except Exception:
+        conn.execute("rollback")
+        raise
+    return _shared_counts(conn)
 
 
 def _level(sql: str, label: str, **extra: Any) -> dict[str, Any]:
@@ -144,12 +207,7 @@ def splink_settings() -> dict[str, Any]:
         "unique_id_column_name": "record_id",
         "probability_two_random_records_match": 1e-6,
         "blocking_rules_to_generate_predictions": [
-            block_on("mobiles", arrays_to_explode=["mobiles"]),
-            block_on("emails", arrays_to_explode=["emails"]),
-            block_on("wechat"),
-            block_on("qq"),
-            block_on("name_pinyin", "company_core"),
-            block_on("name_pinyin", "street_address"),
+            block_on(*key, arrays_to_explode=[c for c in key if c in LIST_COLUMNS] or None) for key in BLOCKING_KEYS
         ],
         "comparisons": [
             _set_comparison("mobiles", "mobile"),
@@ -232,8 +290,12 @@ EXPLANATION_WORDS = {
 }
 
 
-def score_pairs(conn: duckdb.DuckDBPyConnection, model_path: Path, review_threshold: float) -> int:
-    """Score candidate pairs with the trained model into ``matching.scored_pairs``; return the number kept."""
+def _tf_table(column: str) -> str:
+    return f"{SCHEMA}.tf_{column}"
+
+
+def _scoring_model(conn: duckdb.DuckDBPyConnection, model_path: Path) -> tuple[dict[str, Any], bool]:
+    """The trained model with its prior rescaled to the library's size, and whether term frequencies apply."""
     model = json.loads(Path(model_path).read_text(encoding="utf-8"))
     records = conn.execute(f"select count(*) from {MATCH_INPUT}").fetchone()[0]
     model["probability_two_random_records_match"] = prior_for(model, records)
@@ -245,11 +307,88 @@ def score_pairs(conn: duckdb.DuckDBPyConnection, model_path: Path, review_thresh
             for level in comparison["comparison_levels"]:
                 level.pop("tf_adjustment_column", None)
                 level.pop("tf_adjustment_weight", None)
+    return model, use_tf
+
+
+def score_pairs(conn: duckdb.DuckDBPyConnection, model_path: Path, review_threshold: float) -> int:
+    """Score every candidate pair of the library with the trained model into ``matching.scored_pairs``
+    (replacing it); keep the term-frequency tables for incremental runs. Return the number of pairs kept."""
+    model, use_tf = _scoring_model(conn, model_path)
     linker = _linker(conn, model)
-    if use_tf:
-        for column in TF_COMPARISONS:
-            linker.table_management.compute_tf_table(column)
+    for column in TF_COMPARISONS:
+        # Kept even when not applied: a library that grows past TF_MIN_RECORDS by imports needs them.
+        tf = linker.table_management.compute_tf_table(column)
+        conn.execute(f"create or replace table {_tf_table(column)} as select * from {tf.physical_name}")
     predictions = linker.inference.predict(threshold_match_probability=review_threshold, warning_mode="never")
+    conn.execute(f"create or replace table {SCORED_PAIRS} as {_scored_pairs_sql(model, use_tf, predictions.physical_name)}")
+    # Splink's working tables (term frequencies, predictions) would otherwise pile up in the file every run.
+    linker.table_management.delete_tables_created_by_splink_from_db()
+    return conn.execute(f"select count(*) from {SCORED_PAIRS}").fetchone()[0]
+
+
+def score_changed_records(conn: duckdb.DuckDBPyConnection, model_path: Path, review_threshold: float,
+                          changed: str) -> int:
+    """Score only the records in ``changed`` (a relation of record ids): against the rest of the library
+    (Splink's ``predict_between``) and against each other (``predict_within``), with the library's
+    term-frequency tables, so the library's own pairs are not scored again. Their old pairs are replaced
+    in ``matching.scored_pairs``; return the number of new pairs kept."""
+    model, use_tf = _scoring_model(conn, model_path)
+    conn.execute("drop view if exists match_input")
+    conn.execute(f"create or replace temp view changed_match_input as select * from {MATCH_INPUT} "
+                 f"where record_id in (select record_id from {changed})")
+    # Only library records that share a blocking key with a changed record can pair with one: found by
+    # joins here, Splink blocks and scores a few thousand records instead of the whole library.
+    conn.execute(f"""create or replace temp table library_match_input as
+                     select * from {MATCH_INPUT}
+                     where record_id in ({_library_candidates_sql('changed_match_input')})
+                       and record_id not in (select record_id from {changed})""")
+    db_api = DuckDBAPI(connection=conn)
+    # table names: Splink reads them where they are, no copy of the library
+    new = db_api.register("changed_match_input", dataset_display_name="changed_match_input")
+    library = db_api.register("library_match_input", dataset_display_name="library_match_input")
+    linker = Linker(new, model, log_level=logging.WARNING)
+    for column in TF_COMPARISONS:
+        tf = db_api.register(_tf_table(column), dataset_display_name=f"tf_{column}")
+        linker.table_management.register_term_frequency_lookup(tf, column)
+    within = linker.inference.predict_within(new, threshold_match_probability=review_threshold, warning_mode="never")
+    between = linker.inference.predict_between(new, library, threshold_match_probability=review_threshold,
+                                               warning_mode="never")
+    conn.execute("begin transaction")
+    try:
+        conn.execute(f"delete from {SCORED_PAIRS} where record_id_l in (select record_id from {changed}) "
+                     f"or record_id_r in (select record_id from {changed})")
+        added = 0
+        for predictions in (within, between):
+            added += conn.execute(f"insert into {SCORED_PAIRS} by name "
+                                  f"{_scored_pairs_sql(model, use_tf, predictions.physical_name)}").fetchone()[0]
+        conn.execute("commit")
+    except Exception:
+        conn.execute("rollback")
+        raise
+    linker.table_management.delete_tables_created_by_splink_from_db()
+    conn.execute("drop view if exists changed_match_input")
+    conn.execute("drop table if exists library_match_input")
+    return added
+
+
+def _library_candidates_sql(changed_input: str) -> str:
+    """Record ids of the match input sharing a blocking key (BLOCKING_KEYS) with a row of ``changed_input``."""
+    parts = []
+    for key in BLOCKING_KEYS:
+        if key[0] in LIST_COLUMNS:
+            (column,) = key
+            parts.append(f"""select l.record_id from (select record_id, unnest({column}) as value from {MATCH_INPUT}) l
+                             semi join (select unnest({column}) as value from {changed_input}) n using (value)""")
+        else:
+            present = " and ".join(f"{c} is not null" for c in key)
+            parts.append(f"""select l.record_id from {MATCH_INPUT} l
+                             semi join (select distinct {', '.join(key)} from {changed_input} where {present}) n
+                             using ({', '.join(key)})""")
+    return " union ".join(parts)
+
+
+def _scored_pairs_sql(model: dict[str, Any], use_tf: bool, predictions: str) -> str:
+    """Splink's predictions as scored pairs: the lower record id on the left, with a per-field explanation."""
     levels = _level_labels(model)
     explain_parts = []
     for comparison, labels in levels.items():
@@ -260,20 +399,17 @@ def score_pairs(conn: duckdb.DuckDBPyConnection, model_path: Path, review_thresh
             f"case when gamma_{comparison} >= 0 then (case gamma_{comparison} {cases} end) || ' ' || "
             f"printf('%+.1f', {weight}) end"
         )
-    conn.execute(f"""
-        create or replace table {SCORED_PAIRS} as
+    return f"""
         select
-            record_id_l, record_id_r, match_weight, match_probability,
+            least(record_id_l, record_id_r) as record_id_l, greatest(record_id_l, record_id_r) as record_id_r,
+            match_weight, match_probability,
             -- Names that clearly differ are never merged automatically, however strong the contact match.
             coalesce(gamma_name <> 0, true) as names_compatible,
             -- kept so the review queue can sort pairs into kinds of conflict (REVIEW_KINDS)
             gamma_mobiles, gamma_emails, gamma_wechat, gamma_qq, gamma_name, gamma_company_core,
             concat_ws('; ', {', '.join(explain_parts)}) as explanation
-        from {predictions.physical_name}
-    """)
-    # Splink's working tables (term frequencies, predictions) would otherwise pile up in the file every run.
-    linker.table_management.delete_tables_created_by_splink_from_db()
-    return conn.execute(f"select count(*) from {SCORED_PAIRS}").fetchone()[0]
+        from {predictions}
+    """
 
 
 def prior_for(model: dict[str, Any], records: int) -> float:

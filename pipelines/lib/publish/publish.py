@@ -36,8 +36,10 @@ def publish_tables(
     appends: dict[str, str] | None = None,
     checks: list[tuple[str, str]] | None = None,
     extra_statements: list[str] | None = None,
+    updated: tuple[str, ...] = (),
 ) -> Publication:
-    """Replace each ``tables`` target with its query, append ``appends``, all in one transaction.
+    """Replace each ``tables`` target with its query, append ``appends``, run ``extra_statements`` (which
+    may change the ``updated`` tables in place), all in one transaction.
 
     ``checks`` are (description, SQL returning one boolean) run inside the transaction after the
     tables are built; a false one, or any error, rolls everything back and leaves the previous
@@ -63,7 +65,7 @@ def publish_tables(
             f"select coalesce(max(publication_id), 0) + 1 from {PUBLICATIONS_TABLE}"
         ).fetchone()[0]
         row_counts = {}
-        for target in tables:
+        for target in (*tables, *updated):
             row_counts[target] = conn.execute(f"select count(*) from {target}").fetchone()[0]
             conn.execute(
                 f"insert into {PUBLICATIONS_TABLE} values (?, ?, ?, current_timestamp)",
@@ -78,25 +80,67 @@ def publish_tables(
     return Publication(publication_id, row_counts)
 
 
-def publish_leads(conn: duckdb.DuckDBPyConnection) -> Publication:
-    """Reachable golden leads, the unreachable ones, members and the review queue together; events appended."""
-    from ..matching.leads import GOLDEN_LEADS, LEAD_EVENTS, LEAD_REGISTRY, NEW_EVENTS, REVIEW_QUEUE, UNREACHABLE  # leads imports this module
-    from ..matching.leads import LEAD_MEMBERS as BUILT_MEMBERS
+def publish_leads(conn: duckdb.DuckDBPyConnection, incremental: bool = False) -> Publication:
+    """Reachable golden leads, the unreachable ones, members and the review queue together; events appended.
 
+    ``incremental``: the built tables hold only the leads of an incremental build's scope; they replace
+    those leads' rows in the published tables, and every other lead stays as published."""
+    from ..matching.leads import BUILD_SCOPE, GOLDEN_LEADS, LEAD_EVENTS, LEAD_REGISTRY, NEW_EVENTS, REVIEW_QUEUE, UNREACHABLE  # leads imports this module
+    from ..matching.leads import LEAD_MEMBERS as BUILT_MEMBERS
+    from ..refresh import consume_pending_sql, ensure_refresh_tables, record_rules_sql, rules_fingerprint
+
+    ensure_refresh_tables(conn)
+    tables = {
+        LEADS_CLEAN: f"select * from {GOLDEN_LEADS} where {REACHABLE} order by lead_id",
+        LEADS_UNREACHABLE: f"select * from {UNREACHABLE} order by lead_id",
+        LEAD_MEMBERS: f"select * from {BUILT_MEMBERS} order by lead_id, record_id",
+        LEAD_REVIEW_QUEUE: f"select * from {REVIEW_QUEUE} order by match_probability desc, review_id",
+    }
+    statements = []
+    if incremental:
+        in_scope = f"(select record_id from {BUILD_SCOPE})"
+        replaced_leads = (f"(select lead_id from {LEAD_MEMBERS} where record_id in {in_scope} "
+                          f"union select lead_id from {BUILT_MEMBERS})")
+        statements = [
+            f"create or replace temp table replaced_leads as {replaced_leads[1:-1]}",
+            f"delete from {LEADS_CLEAN} where lead_id in (select lead_id from replaced_leads)",
+            f"insert into {LEADS_CLEAN} by name {tables[LEADS_CLEAN]}",
+            f"delete from {LEADS_UNREACHABLE} where lead_id in (select lead_id from replaced_leads)",
+            f"insert into {LEADS_UNREACHABLE} by name {tables[LEADS_UNREACHABLE]}",
+            f"delete from {LEAD_MEMBERS} where record_id in {in_scope}",
+            f"insert into {LEAD_MEMBERS} by name {tables[LEAD_MEMBERS]}",
+            # The queue: pairs inside the scope were built again; a pair reaching outside it keeps its
+            # place with its records' lead ids as they are now, unless they are one lead now.
+            f"delete from {LEAD_REVIEW_QUEUE} where record_id_l in {in_scope} and record_id_r in {in_scope}",
+            f"""update {LEAD_REVIEW_QUEUE} q set lead_id_l = m.lead_id from {LEAD_MEMBERS} m
+                where m.record_id = q.record_id_l and q.record_id_l in {in_scope}""",
+            f"""update {LEAD_REVIEW_QUEUE} q set lead_id_r = m.lead_id from {LEAD_MEMBERS} m
+                where m.record_id = q.record_id_r and q.record_id_r in {in_scope}""",
+            f"""delete from {LEAD_REVIEW_QUEUE} where lead_id_l = lead_id_r
+                or record_id_l not in (select record_id from {LEAD_MEMBERS})
+                or record_id_r not in (select record_id from {LEAD_MEMBERS})""",
+            f"insert into {LEAD_REVIEW_QUEUE} by name {tables[LEAD_REVIEW_QUEUE]}",
+            # one pair per two leads, the likeliest (as a full build keeps it)
+            f"""delete from {LEAD_REVIEW_QUEUE} where review_id in (
+                    select review_id from {LEAD_REVIEW_QUEUE}
+                    qualify row_number() over (partition by least(lead_id_l, lead_id_r), greatest(lead_id_l, lead_id_r)
+                                               order by match_probability desc, review_id) > 1)""",
+        ]
     return publish_tables(
         conn,
-        tables={
-            LEADS_CLEAN: f"select * from {GOLDEN_LEADS} where {REACHABLE} order by lead_id",
-            LEADS_UNREACHABLE: f"select * from {UNREACHABLE} order by lead_id",
-            LEAD_MEMBERS: f"select * from {BUILT_MEMBERS} order by lead_id, record_id",
-            LEAD_REVIEW_QUEUE: f"select * from {REVIEW_QUEUE} order by match_probability desc, review_id",
-        },
+        tables={} if incremental else tables,
+        updated=tuple(tables) if incremental else (),
         appends={LEAD_EVENTS: f"select * from {NEW_EVENTS}"},
         extra_statements=[
+            *statements,
             f"""insert into {LEAD_REGISTRY} select lead_id, current_timestamp, null from {GOLDEN_LEADS}
                 where lead_id not in (select lead_id from {LEAD_REGISTRY})""",
             f"""update {LEAD_REGISTRY} set merged_into = e.other_lead_id from {NEW_EVENTS} e
                 where e.event_type = 'merged' and {LEAD_REGISTRY}.lead_id = e.lead_id""",
+            # what is published now includes every change imported so far
+            consume_pending_sql(),
+            # a full build is what later incremental runs build on, with these rules
+            *([] if incremental else record_rules_sql(rules_fingerprint())),
         ],
         checks=[
             ("every accepted record belongs to exactly one lead",

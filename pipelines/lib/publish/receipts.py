@@ -72,13 +72,19 @@ def row_outcomes(conn: duckdb.DuckDBPyConnection, import_id: int) -> pl.DataFram
             select record_id_l as record_id, review_id from published.lead_review_queue
             union all select record_id_r, review_id from published.lead_review_queue
         ),
+        -- only the leads and issues of this file's records: the library may hold millions
+        file_leads as (
+            select distinct lead_id from published.lead_members where record_id in (select record_id from rows)
+        ),
         lead_first as (
             select m.lead_id, min(r.first_import_id) as first_import_id
-            from published.lead_members m join {LIBRARY_RECORDS} r using (record_id) group by 1
+            from published.lead_members m join {LIBRARY_RECORDS} r using (record_id)
+            where m.lead_id in (select lead_id from file_leads)
+            group by 1
         ),
         field_issues as (
             select record_id, string_agg(field || ': ' || issue || coalesce(' 「' || raw_value || '」', ''), '; ') as issues
-            from marts.lead_field_issues group by 1
+            from marts.lead_field_issues where record_id in (select record_id from rows) group by 1
         ),
         joined as (
             select r.source_file, r.source_row, r.outcome as read_outcome, r.reason as read_reason, r.record_id,

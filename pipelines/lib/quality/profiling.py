@@ -10,8 +10,10 @@ _SKIP = {"record_id", "source_system", "source_file", "source_row", "ingested_at
 
 def relation_exists(conn: duckdb.DuckDBPyConnection, relation: str) -> bool:
     schema, _, table = relation.rpartition(".")
+    # duckdb_tables()/duckdb_views() answer at once; information_schema is a view over every catalog
     return bool(conn.execute(
-        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?",
+        "select (select count(*) from duckdb_tables() where schema_name = $1 and table_name = $2)"
+        " + (select count(*) from duckdb_views() where schema_name = $1 and view_name = $2)",
         [schema or "main", table],
     ).fetchone()[0])
 
