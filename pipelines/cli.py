@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -152,6 +153,58 @@ def cmd_decide(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_review_export(args: argparse.Namespace) -> int:
+    from pipelines.lib.matching.review import export_review_workbook, sheet_title
+
+    home = _home(args)
+    if not home.duckdb_path.exists():
+        print("nothing has run on this home yet", file=sys.stderr)
+        return 2
+    if args.output and not args.output.lower().endswith(".xlsx"):
+        print(f"error: {args.output}: the workbook must end in .xlsx", file=sys.stderr)
+        return 2
+    with home.writer_lock("leadfactory review export", wait_seconds=3600), home.connect(read_only=True) as conn:
+        exported = export_review_workbook(conn, home, Path(args.output).resolve() if args.output else None)
+    for kind, pairs in exported.pairs_by_kind.items():
+        print(f"{pairs:>7,} pairs  {sheet_title(kind)}")
+    print(f"{exported.pairs:,} pairs to review in {exported.path}")
+    print("fill in column A (or a sheet's A2 for all its blank rows), then drop the workbook into "
+          f"{home.inbox_dir} or run: leadfactory review import FILE")
+    return 0
+
+
+def cmd_review_import(args: argparse.Namespace) -> int:
+    from pipelines.lib.matching.review import ReviewWorkbookError, import_review_workbook, write_review_result
+
+    path = Path(args.file).resolve()
+    if not path.is_file():
+        print(f"error: no such file: {args.file}", file=sys.stderr)
+        return 2
+    home = _home(args)
+    by = args.by or _user_name()
+    with home.writer_lock(f"leadfactory review import ({by})"), home.connect() as conn:
+        try:
+            result = import_review_workbook(conn, path, decided_by=by)
+        except ReviewWorkbookError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    if result.exported_from != str(home.root):
+        print(f"note: the workbook was exported from {result.exported_from}, not from this home", file=sys.stderr)
+    print(result.render())
+    print(f"result: {write_review_result(result, home.outbox_dir)}")
+    print("the decisions apply from the next run and are never overridden by the model")
+    return 0
+
+
+def _user_name() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name and no passwd entry (a bare container)
+        return "unknown"
+
+
 def cmd_dedupe(args: argparse.Namespace) -> int:
     from pipelines.runs import dedupe_file
 
@@ -261,6 +314,25 @@ def build_parser() -> argparse.ArgumentParser:
     decide.add_argument("--by", default="cli", help="who decided (kept with the decision)")
     decide.set_defaults(func=cmd_decide)
 
+    review = sub.add_parser("review", help="settle doubtful pairs in Excel, a kind at a time (export, fill, import)",
+                            description="Export the review queue as a workbook (one sheet per kind of conflict, both "
+                                        "records side by side, a 同一人/不同人 drop-down per row and per sheet), then "
+                                        "import it filled: the decisions apply as one batch and every later run honours them.")
+    review_sub = review.add_subparsers(dest="review_command", required=True, metavar="ACTION")
+    review_export = review_sub.add_parser("export", help="write the review queue as an Excel workbook to fill in",
+                                          description="Write the pairs waiting for review into <home>/outbox/审核_<time>.xlsx "
+                                                      "(or -o FILE): an instruction sheet, then one sheet per kind of "
+                                                      "conflict, likeliest pairs first.")
+    review_export.add_argument("-o", "--output", help="where to write the workbook (.xlsx)")
+    review_export.set_defaults(func=cmd_review_export)
+    review_import = review_sub.add_parser("import", help="apply a filled review workbook",
+                                          description="Apply the decisions of a filled review workbook in one batch; "
+                                                      "pairs whose leads changed since the export are skipped with the "
+                                                      "reason; the result goes to <home>/outbox/审核结果_<time>.xlsx.")
+    review_import.add_argument("file", metavar="FILE", help="the filled review workbook (.xlsx)")
+    review_import.add_argument("--by", metavar="NAME", help="who decided (kept with every decision; default: your user name)")
+    review_import.set_defaults(func=cmd_review_import)
+
     report = sub.add_parser("report", help="print the quality figures of the last run and write them as an Excel workbook",
                             description="Contactable %, duplicate rate, per-field completeness and validity, review "
                                         "queue size and source freshness, plus the unreachable leads and the review "
@@ -294,5 +366,16 @@ def main(argv: list[str] | None = None) -> int:
     return args.func(args)
 
 
+def entry() -> None:
+    """The ``leadfactory`` console script. After a run the interpreter would spend seconds tearing down
+    Dagster's, dbt's and Splink's objects one by one; everything the command writes is flushed and
+    closed by then, so it leaves at once."""
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code or 0)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
