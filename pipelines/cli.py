@@ -174,26 +174,35 @@ def cmd_review_export(args: argparse.Namespace) -> int:
 
 
 def cmd_review_import(args: argparse.Namespace) -> int:
-    from pipelines.lib.matching.review import ReviewWorkbookError, import_review_workbook, write_review_result
+    """The same path as a workbook dropped into the inbox: the import job applies it as one batch and
+    rebuilds the leads it settles in the same run."""
+    from pipelines.defs.ingest.assets import import_run_config
+    from pipelines.lib.matching.review import is_review_workbook
 
     path = Path(args.file).resolve()
     if not path.is_file():
         print(f"error: no such file: {args.file}", file=sys.stderr)
         return 2
-    home = _home(args)
+    if not is_review_workbook(path):
+        print(f"error: {args.file}: 不是本系统导出的审核工作簿 (not a review workbook exported by leadfactory review "
+              "export); lead files go through leadfactory ingest", file=sys.stderr)
+        return 2
     by = args.by or _user_name()
-    with home.writer_lock(f"leadfactory review import ({by})"), home.connect() as conn:
-        try:
-            result = import_review_workbook(conn, path, decided_by=by)
-        except ReviewWorkbookError as exc:
-            print(f"error: {exc}", file=sys.stderr)
+    home, result = _execute_job(args, "inbox_import_job", import_run_config([path], decided_by=by))
+    applied = []
+    for event in result.all_events:
+        if event.is_step_materialization:
+            materialization = event.step_materialization_data.materialization
+            if materialization.asset_key.path == ["raw", "library_records"]:
+                applied = materialization.metadata["review_workbooks"].value
+    for item in applied:
+        if item["status"] != "applied":
+            print(f"error: {item['file']}: {item['reason']}", file=sys.stderr)
             return 2
-    if result.exported_from != str(home.root):
-        print(f"note: the workbook was exported from {result.exported_from}, not from this home", file=sys.stderr)
-    print(result.render())
-    print(f"result: {write_review_result(result, home.outbox_dir)}")
-    print("the decisions apply from the next run and are never overridden by the model")
-    return 0
+        print(item["summary"])
+        print(f"result: {item['result']}")
+        print("the decisions are applied to the published leads now, and every later run honours them")
+    return _report(result)
 
 
 def _user_name() -> str:

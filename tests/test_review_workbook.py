@@ -17,7 +17,7 @@ from pipelines.lib.matching.review import (
     DECISION_HEADER, META_SHEET, MARKER, export_review_workbook, import_review_workbook, is_review_workbook,
     parse_decision,
 )
-from tests.conftest import leads_of, run_library, use_home, write_csv
+from tests.conftest import leads_of, run_library, settled, use_home, write_csv
 
 LEADFACTORY = str(Path(sys.executable).with_name("leadfactory"))
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
@@ -191,6 +191,34 @@ def test_a_filled_workbook_applies_as_one_batch_and_every_later_run_honours_it(h
         left, right = leads_of_pair(home, key)
         assert left != right and frozenset((left, right)) not in queued
     assert frozenset(leads_of_pair(home, "e2")) in queued and frozenset(leads_of_pair(home, "e2")) in queued_before
+
+
+def _import_metadata(result) -> dict:
+    for event in result.all_events:
+        if event.is_step_materialization:
+            materialization = event.step_materialization_data.materialization
+            if materialization.asset_key.path == ["raw", "library_records"]:
+                return {k: v.value for k, v in materialization.metadata.items()}
+    raise AssertionError("the run imported nothing")
+
+
+def test_a_workbook_dropped_into_the_inbox_is_applied_by_the_import_run_at_once(home):
+    path = export(home)
+    cells = pair_cells(path)
+    dropped = settled(fill(path, home.inbox_dir / "审核_已填.xlsx", {cells["m1"]: "同一人", cells["e1"]: "不同人"}))
+    metadata = _import_metadata(run_library(home, files=[dropped]))
+    # applied by this run, incrementally: the published leads show it without waiting for the nightly run
+    assert metadata["refresh"].startswith("incremental")
+    assert lead(home, 2) == lead(home, 3)
+    left, right = leads_of_pair(home, "e1")
+    assert left != right and frozenset((left, right)) not in queue_pairs(home)
+    (applied,) = metadata["review_workbooks"]
+    assert (applied["status"], applied["same"], applied["different"]) == ("applied", 1, 1)
+    assert {d["decided_by"] for d in decisions(home)} == {applied["decided_by"]} != {""}
+    # a workbook of decisions is not a lead file: nothing imported from it, and it is kept in the archive
+    assert metadata["files"] == []
+    assert not dropped.exists() and len(list((home.inbox_dir / "archive").glob("*审核_已填.xlsx"))) == 1
+    assert len(list(home.outbox_dir.glob("审核结果_*.xlsx"))) == 1
 
 
 def test_a_stale_workbook_applies_what_is_unchanged_and_says_why_it_skipped_the_rest(home):

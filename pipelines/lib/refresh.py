@@ -27,8 +27,9 @@ RULES_BUILT = "raw.rules_built"           # the fingerprint of the rules the wor
 RULE_FILES = (PROJECT_DIR / "dbt_project" / "models", PROJECT_DIR / "dbt_project" / "macros",
               PROJECT_DIR / "dbt_project" / "seeds", PROJECT_DIR / "dbt_project" / "dbt_project.yml",
               *(CONFIG_DIR / name for name in ("matching.yaml", "match_model.json", "field_synonyms.yaml", "sources.yaml")))
-# Above this share of the library, rebuilding everything is about as fast and simpler to trust.
+# Above this share of the library (and this many records), rebuilding everything is about as fast.
 INCREMENTAL_MAX_SHARE = 0.2
+INCREMENTAL_ALWAYS_UNDER = 1000  # a small batch is incremental whatever the library's size
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,7 @@ def decide_refresh(conn: duckdb.DuckDBPyConnection, run_id: str, named_files: bo
         mode, reason = "full", f"no complete working state yet ({', '.join(missing)} missing)"
     elif built_with != rules_fingerprint():
         mode, reason = "full", "the rules (dbt models, seeds or matching config) changed since the last full run"
-    elif changed > INCREMENTAL_MAX_SHARE * max(library, 1):
+    elif changed > max(INCREMENTAL_MAX_SHARE * library, INCREMENTAL_ALWAYS_UNDER):
         mode, reason = "full", f"{changed:,} changed records are over {INCREMENTAL_MAX_SHARE:.0%} of the library"
     else:
         mode, reason = "incremental", f"{changed:,} changed records against a library of {library:,}"

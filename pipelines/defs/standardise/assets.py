@@ -40,8 +40,8 @@ def standardised_lead_models(
 ) -> Iterator[Any]:
     home = lead_home.lead_home()
     with home.connect(read_only=True) as conn:
-        plan = refresh_plan(conn, context.run_id)
-    target = home.dbt_runs_dir / context.run_id
+        plan = refresh_plan(conn, context.run.run_id)
+    target = home.dbt_runs_dir / context.run.run_id
     if plan.incremental:
         yield from _standardise_pending_records(context, home, target, plan)
         return

@@ -263,9 +263,11 @@ def import_files(
     run_id: str | None = None,
     mapping: FieldMapping | None = None,
     move_files: bool = True,
+    exclude: frozenset[Path] = frozenset(),
 ) -> ImportBatch:
     """Import the sources' files (or ``only_files``, into the first append source) into the library.
 
+    ``exclude``: files that are not lead files (review workbooks, applied elsewhere) and stay out of it.
     ``only_files`` outside an append source's folder (``leadfactory ingest /path/x.xlsx``) are copied into
     its archive; files inside it are moved there after the commit (failed ones to ``failed/``)."""
     mapping = mapping or load_field_mapping()
@@ -286,9 +288,9 @@ def import_files(
             inbox = next((s for s in sources if s.mode == "append"), None)
             if inbox is None:
                 raise ValueError("no append source is declared to import files into (pipelines/config/sources.yaml)")
-            plan.append((inbox, [Path(p).resolve() for p in only_files]))
+            plan.append((inbox, [Path(p).resolve() for p in only_files if Path(p).resolve() not in exclude]))
         else:
-            plan += [(s, source_files(s, home_root)) for s in sources]
+            plan += [(s, [p for p in source_files(s, home_root) if p not in exclude]) for s in sources]
 
         reads: list[_ReadFile] = []
         snapshot_reads: dict[str, list[_ReadFile]] = {}
@@ -524,21 +526,38 @@ def _plan_storage(batch: ImportBatch, sources: tuple[Source, ...], home_root: Pa
     """Where each file of an append source will be kept: imported and duplicate ones in archive/, failed
     ones in failed/, named with the import time so nothing is overwritten. Nothing is ever deleted."""
     by_name = {s.name: s for s in sources}
-    stamp = imported_at.strftime("%Y%m%d-%H%M%S")
     targets: dict[int, Path] = {}
     for item in batch.files:
         source = by_name[item.source_system]
         if source.mode != "append":
             continue
         target_dir = source.folder(home_root) / (FAILED_DIR if item.status == "failed" else ARCHIVE_DIR)
-        target = target_dir / f"{stamp}_{item.path.name}"
-        n = 1
-        while target.exists() or target in targets.values():
-            n += 1
-            target = target_dir / f"{stamp}-{n}_{item.path.name}"
-        targets[item.import_id] = target
-        item.stored_as = file_label(target, home_root)
+        targets[item.import_id] = archive_target(target_dir, item.path.name, imported_at, set(targets.values()))
+        item.stored_as = file_label(targets[item.import_id], home_root)
     return targets
+
+
+def archive_target(target_dir: Path, name: str, when: datetime, taken: set[Path] = frozenset()) -> Path:
+    """A free path for a processed file in ``target_dir``, named with its processing time."""
+    stamp = when.strftime("%Y%m%d-%H%M%S")
+    target = target_dir / f"{stamp}_{name}"
+    n = 1
+    while target.exists() or target in taken:
+        n += 1
+        target = target_dir / f"{stamp}-{n}_{name}"
+    return target
+
+
+def keep_processed_file(path: Path, source: Source, home_root: Path, when: datetime, folder: str = ARCHIVE_DIR) -> Path:
+    """Move a processed file out of the source's folder into its archive (or ``folder``; a file from
+    elsewhere is copied: it stays where its owner keeps it). Returns where it is kept."""
+    target = archive_target(source.folder(home_root) / folder, path.name, when)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if path.resolve().is_relative_to(source.folder(home_root).resolve()):
+        path.replace(target)
+    else:
+        shutil.copy2(path, target)
+    return target
 
 
 def _move_files(batch: ImportBatch, sources: tuple[Source, ...], home_root: Path, targets: dict[int, Path]) -> None:

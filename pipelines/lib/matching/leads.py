@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 
 from .clustering import cluster
 from .match_config import MatchConfig
@@ -23,6 +24,7 @@ from ..quality.profiling import relation_exists
 from ..publish.publish import LEAD_MEMBERS as PUBLISHED_MEMBERS
 from ..identity.ingest import LIBRARY_RECORDS
 from ..sources.sources import load_sources
+from ..refresh import PENDING_CHANGES, ensure_refresh_tables
 
 log = logging.getLogger(__name__)
 
@@ -115,11 +117,23 @@ def record_decision(conn: duckdb.DuckDBPyConnection, lead_a: str, lead_b: str, d
         for side, lead in (("a", lead_a), ("b", lead_b)):
             conn.execute(f"insert into {DECISION_RECORDS} select ?, ?, record_id from {PUBLISHED_MEMBERS} where lead_id = ?",
                          [decision_id, side, lead])
+        rebuild_decided_leads(conn, [decision_id])
         conn.execute("commit")
     except Exception:
         conn.execute("rollback")
         raise
     return decision_id
+
+
+def rebuild_decided_leads(conn: duckdb.DuckDBPyConnection, decision_ids: list[int]) -> int:
+    """List the records of these decisions as pending changes, so the next run, incremental or full,
+    rebuilds their leads with the decisions; return how many records."""
+    if not decision_ids:
+        return 0
+    ensure_refresh_tables(conn)
+    return conn.execute(f"""insert into {PENDING_CHANGES}
+                            select distinct record_id, 'decided', null from {DECISION_RECORDS}
+                            where decision_id in ({', '.join(str(int(i)) for i in decision_ids)})""").fetchone()[0]
 
 
 def new_lead_id(seed: str, salt: int = 0) -> str:
@@ -247,8 +261,9 @@ def assign_lead_ids(conn: duckdb.DuckDBPyConnection, has_previous: bool, scoped:
         if cluster_label not in taken_clusters and lead_id not in taken_ids:
             taken_clusters[cluster_label] = lead_id
             taken_ids.add(lead_id)
-    conn.register("claimed_frame", {"cluster": np.array(list(taken_clusters), dtype=np.int64),
-                                    "lead_id": np.array(list(taken_clusters.values()), dtype=object)})
+    # typed: an empty batch (a duplicate file in an incremental run) must still give string ids
+    conn.register("claimed_frame", pa.table({"cluster": pa.array(list(taken_clusters), pa.int64()),
+                                             "lead_id": pa.array(list(taken_clusters.values()), pa.string())}))
     conn.execute("create or replace temp table claimed as select * from claimed_frame")
     conn.unregister("claimed_frame")
     # Clusters without an id: derived from their smallest record id, salted past any id ever issued.
@@ -266,7 +281,8 @@ def assign_lead_ids(conn: duckdb.DuckDBPyConnection, has_previous: bool, scoped:
         issued.add(lead_id)
         fresh_clusters.append(cluster_label)
         fresh_ids.append(lead_id)
-    conn.register("fresh_frame", {"cluster": np.array(fresh_clusters, dtype=np.int64), "lead_id": np.array(fresh_ids, dtype=object)})
+    conn.register("fresh_frame", pa.table({"cluster": pa.array(fresh_clusters, pa.int64()),
+                                           "lead_id": pa.array(fresh_ids, pa.string())}))
     conn.execute("create or replace temp table cluster_ids as select * from claimed union all select * from fresh_frame")
     conn.unregister("fresh_frame")
     conn.execute("create or replace temp table record_leads as select c.record_id, i.lead_id from clusters c join cluster_ids i using (cluster)")
