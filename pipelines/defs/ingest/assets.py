@@ -15,7 +15,6 @@ from pipelines.lib.matching.review import (ReviewWorkbookError, import_review_wo
 from pipelines.lib.sources.sources import FAILED_DIR
 from pipelines.lib.identity.library import library_of
 from pipelines.lib.quality.profiling import profile_relation
-from pipelines.lib.quality.quality import preload_great_expectations
 from pipelines.lib.publish.receipts import write_receipts
 from pipelines.lib.sources.sources import load_sources
 from pipelines.lib.matching.incremental import INCREMENTAL_WORKING_STATE
@@ -99,7 +98,6 @@ LIBRARY_SPECS = {spec.key.to_user_string(): spec for spec in [
 @dg.multi_asset(specs=list(LIBRARY_SPECS.values()), pool=DUCKDB_WRITER_POOL)
 def library_records(context: dg.AssetExecutionContext, config: ImportConfig,
                     lead_home: LeadHomeResource) -> Iterator[dg.MaterializeResult]:
-    preload_great_expectations()  # the quality gates need it later in the run
     home = lead_home.lead_home()
     library = library_of(home.root)
     sources = load_sources()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,21 +112,6 @@ def _masked(row: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = value.item() if hasattr(value, "item") else value
     return out
-
-
-def preload_great_expectations() -> threading.Thread:
-    """Import Great Expectations in the background. Its import takes seconds of pure Python; started at
-    the beginning of a run, it overlaps the SQL work (DuckDB releases the GIL) instead of delaying the gate."""
-
-    def load() -> None:
-        try:
-            import great_expectations  # noqa: F401
-        except Exception:  # the gate imports it again and reports the error where it belongs
-            log.debug("preloading great_expectations failed", exc_info=True)
-
-    thread = threading.Thread(target=load, name="preload-great-expectations", daemon=True)
-    thread.start()
-    return thread
 
 
 def validate_gate(conn: duckdb.DuckDBPyConnection, name: str, docs_dir: Path | None = None) -> QualityResult:
