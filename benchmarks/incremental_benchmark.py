@@ -21,6 +21,7 @@ import os
 import re
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -102,7 +103,7 @@ def new_row_partners(frame: pl.DataFrame) -> pl.DataFrame:
     """For each record of the new file: the sorted list of every record sharing its lead."""
     grouped = frame.group_by("lead_id").agg(pl.col("record_id").sort().alias("partners"))
     return (frame.filter(pl.col("source_file").str.contains(Path(NEW_FILE).stem))
-            .join(grouped, on="lead_id").select("record_id", "partners"))
+            .join(grouped, on="lead_id").select("record_id", "lead_id", "partners"))
 
 
 def accuracy(frame: pl.DataFrame, truth: pl.DataFrame) -> str:
@@ -122,18 +123,24 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/leadfactory-incremental"))
     parser.add_argument("--rebuild", action="store_true", help="build the library again even if --work has it")
     parser.add_argument("--no-rerun", action="store_true", help="skip the full nightly rerun (agreement)")
+    parser.add_argument("--repeat", type=int, default=3, help="times the import is measured, each on a fresh copy")
     args = parser.parse_args()
     base = prepare(args.work, args.library, args.new, args.rebuild)
     home = args.work / "home"
-    shutil.rmtree(home, ignore_errors=True)
-    shutil.copytree(base, home, symlinks=True)
-
-    wall, peak = run([LEADFACTORY, "ingest", str(args.work / NEW_FILE)], home, args.work / "ingest.log")
-    log = (args.work / "ingest.log").read_text(errors="replace")
     print(f"\n{args.new:,}-row Excel file into a {args.library:,}-record library (leadfactory ingest, whole process):")
-    print(f"  wall {wall:.1f} s (target <= 20 s), peak memory {peak:.2f} GiB")
+    walls = []
+    for attempt in range(args.repeat):  # each on a fresh copy of the library home
+        shutil.rmtree(home, ignore_errors=True)
+        shutil.copytree(base, home, symlinks=True)
+        os.sync()  # the copy's write-back must not land inside the measurement
+        wall, peak = run([LEADFACTORY, "ingest", str(args.work / NEW_FILE)], home, args.work / "ingest.log")
+        walls.append(wall)
+        print(f"  attempt {attempt + 1}: wall {wall:.1f} s, peak memory {peak:.2f} GiB", flush=True)
+    log = (args.work / "ingest.log").read_text(errors="replace")
+    print(f"  wall median {statistics.median(walls):.1f} s, min {min(walls):.1f}, max {max(walls):.1f} (target <= 20 s)")
     run_seconds, steps = last_run_steps(home)
-    print(f"  the run itself {run_seconds:.1f} s (the rest: starting Python, loading the code location); steps:")
+    print(f"  last attempt: the run itself {run_seconds:.1f} s (the rest: starting Python, loading the code "
+          "location, leaving); steps:")
     for name, seconds in steps.items():
         print(f"    {name:<44} {seconds:6.1f} s")
     for line in log.splitlines():
@@ -149,9 +156,12 @@ def main() -> None:
     a, b = new_row_partners(incremental), new_row_partners(full)
     joined = a.join(b, on="record_id", how="full", suffix="_full", coalesce=True)
     agree = joined.filter(pl.col("partners") == pl.col("partners_full")).height
+    same_id = joined.filter((pl.col("partners") == pl.col("partners_full"))
+                            & (pl.col("lead_id") == pl.col("lead_id_full"))).height
     print(f"\nfull nightly rerun: {wall_full:.1f} s, peak {peak_full:.2f} GiB; accuracy {accuracy(full, truth)}")
     print(f"agreement on the new rows (the same lead members as the full rerun): {agree:,} of {joined.height:,} "
-          f"= {agree / max(joined.height, 1):.2%} (target >= 99.5 %)")
+          f"= {agree / max(joined.height, 1):.2%} (target >= 99.5 %); with the same lead id too: "
+          f"{same_id / max(joined.height, 1):.2%}")
 
 
 if __name__ == "__main__":
