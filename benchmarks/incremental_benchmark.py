@@ -99,6 +99,15 @@ def members(home: Path) -> pl.DataFrame:
         return conn.execute("select lead_id, record_id, source_file, source_row from published.lead_members").pl()
 
 
+def new_review_pairs(home: Path) -> set[tuple[str, str]]:
+    """Review-queue pairs with a record of the new file."""
+    with duckdb.connect(str(home / "leadfactory.duckdb"), read_only=True) as conn:
+        return set(conn.execute("""
+            select record_id_l, record_id_r from published.lead_review_queue q
+            where exists (select 1 from published.lead_members m where m.source_file like ?
+                          and m.record_id in (q.record_id_l, q.record_id_r))""", [f"%{Path(NEW_FILE).stem}%"]).fetchall())
+
+
 def new_row_partners(frame: pl.DataFrame) -> pl.DataFrame:
     """For each record of the new file: the sorted list of every record sharing its lead."""
     grouped = frame.group_by("lead_id").agg(pl.col("record_id").sort().alias("partners"))
@@ -147,12 +156,14 @@ def main() -> None:
         if line.startswith(NEW_FILE) or "refresh: " in line:
             print("  " + line.strip()[-160:])
     incremental = members(home)
+    incremental_review = new_review_pairs(home)
     truth = pl.read_parquet(args.work / "truth.parquet")
     print(f"  accuracy after the incremental import: {accuracy(incremental, truth)}")
     if args.no_rerun:
         return
     wall_full, peak_full = run([LEADFACTORY, "run"], home, args.work / "rerun.log")
     full = members(home)
+    full_review = new_review_pairs(home)
     a, b = new_row_partners(incremental), new_row_partners(full)
     joined = a.join(b, on="record_id", how="full", suffix="_full", coalesce=True)
     agree = joined.filter(pl.col("partners") == pl.col("partners_full")).height
@@ -162,6 +173,8 @@ def main() -> None:
     print(f"agreement on the new rows (the same lead members as the full rerun): {agree:,} of {joined.height:,} "
           f"= {agree / max(joined.height, 1):.2%} (target >= 99.5 %); with the same lead id too: "
           f"{same_id / max(joined.height, 1):.2%}")
+    print(f"review pairs with a new row: {len(incremental_review):,} after the import, {len(full_review):,} after the "
+          f"rerun, {len(incremental_review & full_review):,} in both")
 
 
 if __name__ == "__main__":

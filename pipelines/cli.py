@@ -197,11 +197,14 @@ def cmd_review_import(args: argparse.Namespace) -> int:
                 applied = materialization.metadata["review_workbooks"].value
     for item in applied:
         if item["status"] != "applied":
-            print(f"error: {item['file']}: {item['reason']}", file=sys.stderr)
+            print(f"error: {item['file']}: {item['reason']}; result: {item['result']}", file=sys.stderr)
             return 2
         print(item["summary"])
         print(f"result: {item['result']}")
-        print("the decisions are applied to the published leads now, and every later run honours them")
+        if result.success:
+            print("决定已生效 (the decisions are applied to the published leads now, and every later run honours them)")
+        else:
+            print("决定已记录，下次运行时生效 (the decisions are recorded; the run failed, so the next run applies them)")
     return _report(result)
 
 

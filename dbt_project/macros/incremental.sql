@@ -21,10 +21,12 @@ true
 {%- endif -%}
 {%- endmacro %}
 
-{#- A retired record leaves every record-level model (delete+insert only replaces the records it inserts). -#}
-{% macro drop_retired_records() -%}
+{#- Before an incremental run of a record-level model, every pending record leaves it: delete+insert
+    alone replaces only the records the model outputs again, so a record now rejected (or retired, or
+    without contacts) would keep its old rows. -#}
+{% macro delete_pending_records() -%}
 {%- if is_incremental() -%}
-delete from {{ this }} where record_id in (select record_id from {{ source('raw', 'pending_changes') }} where change = 'retired')
+delete from {{ this }} where record_id in (select record_id from {{ source('raw', 'pending_changes') }})
 {%- else -%}
 select 1
 {%- endif -%}

@@ -11,22 +11,23 @@ step of the same run; a step run on its own (from the UI) finds no plan for its 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import duckdb
 
-from .paths import CONFIG_DIR, PROJECT_DIR
+from .paths import CONFIG_DIR, PACKAGE_DIR
 from .quality.profiling import relation_exists
+from .standardise.dbt_project import DBT_SOURCES, files_fingerprint
 
 PENDING_CHANGES = "raw.pending_changes"   # record_id, change (new | updated | retired), import_id
 REFRESH_PLAN = "raw.refresh_plan"         # one row per run that imported: its mode and why
 RULES_BUILT = "raw.rules_built"           # the fingerprint of the rules the working state was built with
 # What the working state is built by: a change to any of these makes the next run full.
-RULE_FILES = (PROJECT_DIR / "dbt_project" / "models", PROJECT_DIR / "dbt_project" / "macros",
-              PROJECT_DIR / "dbt_project" / "seeds", PROJECT_DIR / "dbt_project" / "dbt_project.yml",
-              *(CONFIG_DIR / name for name in ("matching.yaml", "match_model.json", "field_synonyms.yaml", "sources.yaml")))
+RULE_FILES = (*DBT_SOURCES,
+              *(CONFIG_DIR / name for name in ("matching.yaml", "match_model.json", "field_synonyms.yaml", "sources.yaml")),
+              # rules written in Python: pinyin keys, the match input and blocking keys
+              PACKAGE_DIR / "lib" / "standardise" / "pinyin.py", PACKAGE_DIR / "lib" / "standardise" / "dbt_udfs.py",
+              PACKAGE_DIR / "lib" / "matching" / "matching.py")
 # Above this share of the library (and this many records), rebuilding everything is about as fast.
 INCREMENTAL_MAX_SHARE = 0.2
 INCREMENTAL_ALWAYS_UNDER = 1000  # a small batch is incremental whatever the library's size
@@ -48,16 +49,9 @@ class RefreshPlan:
 
 
 def rules_fingerprint() -> str:
-    """A hash of the standardisation and matching rules: dbt models, macros, seeds and the config they
-    read (matching thresholds, the match model, sources, header mappings)."""
-    digest = hashlib.sha256()
-    for root in RULE_FILES:
-        files = sorted(p for p in Path(root).rglob("*") if p.is_file()) if Path(root).is_dir() else \
-            [Path(root)] if Path(root).exists() else []
-        for path in files:
-            digest.update(str(path.relative_to(PROJECT_DIR)).encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()
+    """A hash of the standardisation and matching rules: the dbt project, the config they read (matching
+    thresholds, the match model, sources, header mappings) and the rules written in Python."""
+    return files_fingerprint(RULE_FILES)
 
 
 def record_rules_sql(fingerprint: str) -> list[str]:
@@ -72,12 +66,6 @@ def ensure_refresh_tables(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute(f"create table if not exists {PENDING_CHANGES} (record_id varchar, change varchar, import_id bigint)")
     conn.execute(f"""create table if not exists {REFRESH_PLAN} (
         run_id varchar, mode varchar, reason varchar, changed_records bigint, planned_at timestamp)""")
-
-
-def record_pending_changes(conn: duckdb.DuckDBPyConnection, relation: str) -> None:
-    """Add the record versions of ``relation`` (record_id, change, import_id) to the pending changes."""
-    ensure_refresh_tables(conn)
-    conn.execute(f"insert into {PENDING_CHANGES} select record_id, change, import_id from {relation}")
 
 
 def decide_refresh(conn: duckdb.DuckDBPyConnection, run_id: str, named_files: bool, working_copy_in_sync: bool,
@@ -104,13 +92,18 @@ def decide_refresh(conn: duckdb.DuckDBPyConnection, run_id: str, named_files: bo
     return RefreshPlan(run_id, mode, reason, changed)
 
 
-def refresh_plan(conn: duckdb.DuckDBPyConnection, run_id: str | None) -> RefreshPlan:
-    """The plan the import step of ``run_id`` wrote; a run without one works in full."""
-    if run_id and relation_exists(conn, REFRESH_PLAN):
-        row = conn.execute(f"select mode, reason, changed_records from {REFRESH_PLAN} where run_id = ? "
-                           "order by planned_at desc limit 1", [run_id]).fetchone()
-        if row:
-            return RefreshPlan(run_id, *row)
+def refresh_plan(conn: duckdb.DuckDBPyConnection, run_id: str | None, root_run_id: str | None = None) -> RefreshPlan:
+    """The plan the import step of ``run_id`` wrote, else that of the run it re-executes (``root_run_id``:
+    a retry from failure that does not import again builds on what its original run planned); a run
+    without one works in full."""
+    if relation_exists(conn, REFRESH_PLAN):
+        for candidate in (run_id, root_run_id):
+            if not candidate:
+                continue
+            row = conn.execute(f"select mode, reason, changed_records from {REFRESH_PLAN} where run_id = ? "
+                               "order by planned_at desc limit 1", [candidate]).fetchone()
+            if row:
+                return RefreshPlan(run_id or candidate, *row)
     return RefreshPlan(run_id or "", "full", "this run did not import: everything is rebuilt", 0)
 
 

@@ -1,5 +1,5 @@
 -- depends_on: {{ ref('junk_values') }}
-{{ config(unique_key='record_id', post_hook="{{ drop_retired_records() }}") }}
+{{ config(unique_key='record_id', pre_hook="{{ delete_pending_records() }}") }}
 -- One row per contact value found on a record (phones, e-mails, social ids), standardised and judged.
 -- status: valid | invalid | junk; issue says why, in words a specialist can act on.
 with records as (

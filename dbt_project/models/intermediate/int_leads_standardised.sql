@@ -1,5 +1,5 @@
 -- depends_on: {{ ref('name_honorifics') }}
-{{ config(unique_key='record_id', post_hook="{{ drop_retired_records() }}") }}
+{{ config(unique_key='record_id', pre_hook="{{ delete_pending_records() }}") }}
 -- Every lead record with its canonical fields standardised, and a rejection reason where it cannot be a lead.
 with records as (
     select *, {{ place_key() }} as place_key from {{ ref('int_leads_unioned') }}

@@ -2,7 +2,7 @@
 -- depends_on: {{ source('raw', 'pending_changes') }}
 -- depends_on: {{ ref('junk_values') }}
 -- The staged library records, materialised once for the models that split and judge them.
-{{ config(unique_key='record_id', post_hook="{{ drop_retired_records() }}") }}
+{{ config(unique_key='record_id', pre_hook="{{ delete_pending_records() }}") }}
 {% if is_incremental() -%}
 -- Only the pending records, staged as they are read: a filter on the staging view would come after its
 -- per-row work on every record of the library.

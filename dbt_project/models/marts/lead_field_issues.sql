@@ -1,4 +1,4 @@
-{{ config(unique_key='record_id', post_hook="{{ drop_retired_records() }}") }}
+{{ config(unique_key='record_id', pre_hook="{{ delete_pending_records() }}") }}
 -- Field-level problems a specialist can fix, naming the file, row and field: invalid or placeholder
 -- phones, e-mails and ids, names with no letters, addresses that name no known place.
 with records as (

@@ -1,4 +1,4 @@
-{{ config(unique_key='record_id', post_hook="{{ drop_retired_records() }}") }}
+{{ config(unique_key='record_id', pre_hook="{{ delete_pending_records() }}") }}
 -- Accepted lead records: one row per input row that can be a lead, all fields standardised.
 select * exclude (rejection_reason)
 from {{ ref('int_leads_standardised') }}

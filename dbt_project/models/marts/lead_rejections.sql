@@ -1,4 +1,4 @@
-{{ config(unique_key='record_id', post_hook="{{ drop_retired_records() }}") }}
+{{ config(unique_key='record_id', pre_hook="{{ delete_pending_records() }}") }}
 -- Library records that cannot be a lead, with the reason. Files and rows refused at import (unreadable
 -- files, ragged rows, totals lines) never become records: the import log in the library keeps them, and
 -- each file's receipt lists them.

@@ -11,7 +11,7 @@ from pipelines.lib.identity.ingest import (LIBRARY_IMPORTS, LIBRARY_RECORDS, imp
                                            source_files)
 from pipelines.lib.matching.leads import rebuild_decided_leads
 from pipelines.lib.matching.review import (ReviewWorkbookError, import_review_workbook, is_review_workbook,
-                                           write_review_result)
+                                           write_review_failure, write_review_result)
 from pipelines.lib.sources.sources import FAILED_DIR
 from pipelines.lib.identity.library import library_of
 from pipelines.lib.quality.profiling import profile_relation
@@ -46,23 +46,31 @@ def _file_owner(path: Path) -> str:
 
 def _apply_review_workbooks(context, conn, home, paths: list[Path], decided_by: str) -> list[dict]:
     """Each filled review workbook applied as one batch of decisions (its leads rebuilt in this run), a
-    result workbook in the outbox, and the workbook kept in the inbox's archive (or failed/)."""
-    inbox = next(s for s in load_sources() if s.mode == "append")
+    result workbook in the outbox, and the workbook kept in the inbox's archive. One that cannot be
+    applied goes to failed/ with a result saying why; it never stops the run for the rest."""
+    inbox = next((s for s in load_sources() if s.mode == "append"), None)
     done = []
     for path in paths:
         who = decided_by or _file_owner(path)
         try:
             result = import_review_workbook(conn, path, decided_by=who)
-        except ReviewWorkbookError as exc:
-            context.log.warning(f"review workbook {path.name} not applied: {exc}")
-            kept = keep_processed_file(path, inbox, home.root, datetime.now(), folder=FAILED_DIR)
-            done.append({"file": path.name, "status": "failed", "reason": str(exc), "kept_as": str(kept)})
+        except Exception as exc:  # noqa: BLE001 - a bad workbook is answered, not allowed to fail every run
+            reason = str(exc) if isinstance(exc, ReviewWorkbookError) else (
+                f"审核工作簿无法读取或应用 (the review workbook could not be read or applied: {type(exc).__name__})")
+            context.log.warning(f"review workbook {path.name} not applied: {reason}")
+            report = write_review_failure(path.name, reason, home.outbox_dir)
+            kept = keep_processed_file(path, inbox, home.root, datetime.now(), folder=FAILED_DIR) if inbox else path
+            done.append({"file": path.name, "status": "failed", "reason": reason, "result": str(report),
+                         "kept_as": str(kept)})
             continue
         # the leads it settles are rebuilt in this run
         rebuild_decided_leads(conn, [r.decision_id for r in result.rows if r.status == "applied"])
         report = write_review_result(result, home.outbox_dir)
-        kept = keep_processed_file(path, inbox, home.root, datetime.now())
-        context.log.info(f"review workbook {path.name} by {who}: {result.render()}")
+        kept = keep_processed_file(path, inbox, home.root, datetime.now()) if inbox else path
+        # counts only: a decision cell may hold whatever was typed into it
+        context.log.info(f"review workbook {path.name} by {who}: {result.same} same, {result.different} different, "
+                         f"{result.undecided} undecided, {sum(result.skipped.values())} skipped, "
+                         f"{len(result.errors)} errors; result {report.name}")
         done.append({"file": path.name, "status": "applied", "decided_by": who, "same": result.same,
                      "different": result.different, "undecided": result.undecided, "skipped": result.skipped,
                      "errors": len(result.errors), "result": str(report), "kept_as": str(kept),

@@ -23,7 +23,7 @@ from pipelines.lib.refresh import refresh_plan
 def scored_pairs(context: dg.AssetExecutionContext, lead_home: LeadHomeResource) -> dg.MaterializeResult:
     config = load_match_config()
     with lead_home.lead_home().connect() as conn:
-        plan = refresh_plan(conn, context.run.run_id)
+        plan = refresh_plan(conn, context.run.run_id, context.run.root_run_id)
         if plan.incremental:
             # the changed records against the library and each other; the library's own pairs stand
             changed = stage_changed_records(conn)
@@ -52,7 +52,7 @@ def scored_pairs(context: dg.AssetExecutionContext, lead_home: LeadHomeResource)
 def golden_leads(context: dg.AssetExecutionContext, lead_home: LeadHomeResource) -> dg.MaterializeResult:
     config = load_match_config()
     with lead_home.lead_home().connect() as conn:
-        plan = refresh_plan(conn, context.run.run_id)
+        plan = refresh_plan(conn, context.run.run_id, context.run.root_run_id)
         scope = None
         if plan.incremental:
             stage_changed_records(conn)

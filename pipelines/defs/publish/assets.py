@@ -32,7 +32,7 @@ def published_leads(context: dg.AssetExecutionContext, lead_home: LeadHomeResour
     """All four tables in one transaction: a failed run leaves the previous publication."""
     home = lead_home.lead_home()
     with home.connect() as conn:
-        plan = refresh_plan(conn, context.run.run_id)
+        plan = refresh_plan(conn, context.run.run_id, context.run.root_run_id)
         publication = publish_leads(conn, incremental=plan.incremental)
         summary = run_summary(conn)
         if not summary.reconciles:

@@ -14,7 +14,7 @@ def _gate(context: dg.AssetCheckExecutionContext, lead_home: LeadHomeResource, n
     home = lead_home.lead_home()
     docs = home.root / "data_docs" / name
     with home.connect(read_only=True) as conn:
-        plan = refresh_plan(conn, context.run.run_id)
+        plan = refresh_plan(conn, context.run.run_id, context.run.root_run_id)
         gate = f"{name}_changed" if plan.incremental and f"{name}_changed" in GATES else name
         # Data Docs describe the whole library: an incremental run leaves the last full run's pages
         quality = validate_gate(conn, gate, docs_dir=None if plan.incremental else docs)

@@ -40,7 +40,7 @@ def standardised_lead_models(
 ) -> Iterator[Any]:
     home = lead_home.lead_home()
     with home.connect(read_only=True) as conn:
-        plan = refresh_plan(conn, context.run.run_id)
+        plan = refresh_plan(conn, context.run.run_id, context.run.root_run_id)
     target = home.dbt_runs_dir / context.run.run_id
     if plan.incremental:
         yield from _standardise_pending_records(context, home, target, plan)

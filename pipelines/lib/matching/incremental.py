@@ -32,8 +32,17 @@ def stage_changed_records(conn: duckdb.DuckDBPyConnection) -> int:
     return conn.execute(f"select count(*) from {CHANGED_RECORDS}").fetchone()[0]
 
 
+# A merge-strength chain longer than this is cut by the chaining guard anyway; the scope stops growing here.
+MAX_SCOPE_ROUNDS = 10
+
+
 def stage_scope(conn: duckdb.DuckDBPyConnection, config: MatchConfig) -> int:
-    """``scope_records``: the records whose leads an incremental run rebuilds; return how many."""
+    """``scope_records``: the records whose leads an incremental run rebuilds; return how many.
+
+    It starts from the changed records, every record they are paired with (merge strength or review
+    band: a new pair for review must reach the queue) and the records a person's decision binds them to,
+    takes the published leads of all these whole, and then grows along merge-strength pairs until it
+    holds the whole connected group a full run would cluster together."""
     from .leads import DECISION_RECORDS, ensure_matching_tables
 
     ensure_matching_tables(conn)
@@ -41,19 +50,40 @@ def stage_scope(conn: duckdb.DuckDBPyConnection, config: MatchConfig) -> int:
         create or replace temp table {SCOPE} as
         with linked as (
             select p.record_id_r as record_id from {SCORED_PAIRS} p join {CHANGED_RECORDS} c on c.record_id = p.record_id_l
-            where p.match_probability >= {config.auto_merge}
             union
             select p.record_id_l from {SCORED_PAIRS} p join {CHANGED_RECORDS} c on c.record_id = p.record_id_r
-            where p.match_probability >= {config.auto_merge}
             union
             -- a person's decision on a changed record binds the records it was taken with
             select o.record_id from {DECISION_RECORDS} d join {CHANGED_RECORDS} c using (record_id)
             join {DECISION_RECORDS} o on o.decision_id = d.decision_id
         ),
-        reached as (select record_id from {CHANGED_RECORDS} union select record_id from linked),
-        leads as (select distinct lead_id from {PUBLISHED_MEMBERS} where record_id in (select record_id from reached))
+        reached as (select record_id from {CHANGED_RECORDS} union select record_id from linked)
         select record_id from reached
         union
-        select record_id from {PUBLISHED_MEMBERS} where lead_id in (select lead_id from leads)
+        select record_id from {PUBLISHED_MEMBERS}
+        where lead_id in (select lead_id from {PUBLISHED_MEMBERS} where record_id in (select record_id from reached))
     """)
-    return conn.execute(f"select count(*) from {SCOPE}").fetchone()[0]
+    size = conn.execute(f"select count(*) from {SCOPE}").fetchone()[0]
+    for _ in range(MAX_SCOPE_ROUNDS):
+        conn.execute(f"""
+            insert into {SCOPE}
+            with edge as (
+                select record_id_l as a, record_id_r as b from {SCORED_PAIRS} where match_probability >= {config.auto_merge}
+            ),
+            reached as (
+                select e.b as record_id from edge e join {SCOPE} s on s.record_id = e.a
+                union select e.a from edge e join {SCOPE} s on s.record_id = e.b
+            ),
+            grown as (
+                select record_id from reached
+                union
+                select record_id from {PUBLISHED_MEMBERS}
+                where lead_id in (select lead_id from {PUBLISHED_MEMBERS} where record_id in (select record_id from reached))
+            )
+            select distinct record_id from grown where record_id not in (select record_id from {SCOPE})
+        """)
+        grown = conn.execute(f"select count(*) from {SCOPE}").fetchone()[0]
+        if grown == size:
+            break
+        size = grown
+    return size

@@ -19,6 +19,7 @@ import duckdb
 from splink import DuckDBAPI, Linker, block_on
 
 from .match_config import MatchConfig
+from ..refresh import PENDING_CHANGES
 
 log = logging.getLogger(__name__)
 
@@ -130,10 +131,13 @@ def update_match_input(conn: duckdb.DuckDBPyConnection, records: str, config: Ma
     in_changed = f"record_id in (select record_id from {changed})"
     conn.execute("begin transaction")
     try:
-        conn.execute(f"delete from {RECORD_CONTACTS} where {in_changed}")
-        conn.execute(f"insert into {RECORD_CONTACTS} {_record_contacts_sql(records, in_changed)}")
+        # the values the changed records held before (an updated or retired record gives some up) and now
         conn.execute(f"""create or replace temp table touched_values as
                          select distinct kind, value from {RECORD_CONTACTS} where {in_changed}""")
+        conn.execute(f"delete from {RECORD_CONTACTS} where {in_changed}")
+        conn.execute(f"insert into {RECORD_CONTACTS} {_record_contacts_sql(records, in_changed)}")
+        conn.execute(f"""insert into touched_values select distinct kind, value from {RECORD_CONTACTS}
+                         where {in_changed} except select kind, value from touched_values""")
         conn.execute(f"""create or replace temp table was_shared as
                          select s.kind, s.value from {SHARED_CONTACT_VALUES} s join touched_values using (kind, value)""")
         conn.execute(f"delete from {SHARED_CONTACT_VALUES} where (kind, value) in (select kind, value from touched_values)")
@@ -149,6 +153,12 @@ def update_match_input(conn: duckdb.DuckDBPyConnection, records: str, config: Ma
             where c.record_id not in (select record_id from {changed})""")
         conn.execute(f"delete from {MATCH_INPUT} where record_id in (select record_id from match_input_rebuild)")
         conn.execute(f"insert into {MATCH_INPUT} {_match_input_sql(records, 'match_input_rebuild')}")
+        # A library record whose lists changed is matched again too, and its lead rebuilt: a value that
+        # became shared must stop holding its lead together, as it would in a full run.
+        conn.execute(f"""create or replace temp table rematched as select record_id from match_input_rebuild
+                         where record_id not in (select record_id from {changed})""")
+        conn.execute(f"insert into {changed} select record_id from rematched")
+        conn.execute(f"insert into {PENDING_CHANGES} select record_id, 'rematched', null from rematched")
         conn.execute("commit")
     except Exception:
         conn.execute("rollback")

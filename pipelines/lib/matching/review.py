@@ -639,7 +639,8 @@ def write_review_result(result: ReviewImport, outbox: Path, when: datetime | Non
         ("未决定 (undecided)", result.undecided),
         *((f"已跳过 (skipped): {SKIP_REASONS[key]}", n) for key, n in result.skipped.items()),
         ("错误 (errors)", len(result.errors)),
-        ("生效时间 (takes effect)", "下一次运行 (the next run: nightly, leadfactory run, or the next inbox import)"),
+        ("生效时间 (takes effect)", "本次运行即生效，之后每次运行都遵守 (applied to the published leads by this run; "
+                                    "every later run honours it)"),
     ]
     rows = pl.DataFrame({
         "工作表 (sheet)": [r.sheet for r in result.rows],
@@ -665,6 +666,28 @@ def write_review_result(result: ReviewImport, outbox: Path, when: datetime | Non
         else:
             sheet.write_string(row, 1, value)
     _write_sheet(workbook, "明细 Rows", rows, header)
+    workbook.close()
+    tmp.replace(path)
+    return path
+
+
+def write_review_failure(workbook_name: str, reason: str, outbox: Path, when: datetime | None = None) -> Path:
+    """The result of a workbook that could not be applied at all: one sheet with the reason, so the person
+    who dropped it learns why without reading a run log."""
+    path = outbox / f"审核结果_{(when or datetime.now(timezone.utc)):%Y%m%d-%H%M%S}_未生效.xlsx"
+    outbox.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.xlsx")
+    workbook = xlsxwriter.Workbook(str(tmp))
+    header = workbook.add_format({"bold": True, "bg_color": "#F8CBAD"})
+    sheet = workbook.add_worksheet("汇总 Summary")
+    sheet.set_column(0, 1, 70)
+    for row, (label, value) in enumerate([
+            ("审核工作簿 (review workbook)", workbook_name),
+            ("结果 (outcome)", "未生效，没有记录任何决定 (not applied: no decision was recorded)"),
+            ("原因 (reason)", reason),
+            ("文件位置 (kept in)", "inbox/failed/")]):
+        sheet.write_string(row, 0, label, header)
+        sheet.write_string(row, 1, value)
     workbook.close()
     tmp.replace(path)
     return path

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 import shutil
 import subprocess
@@ -9,6 +11,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from ..paths import PROJECT_DIR
+
+log = logging.getLogger(__name__)
 
 DBT_PROJECT_DIR = PROJECT_DIR / "dbt_project"
 MANIFEST_PATH = DBT_PROJECT_DIR / "target" / "manifest.json"
@@ -50,7 +54,10 @@ def run_dbt_in_process(args: list[str], target_path: Path) -> list[ModelRun]:
             "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(target_path),
         ])
     finally:
-        _close_dbt_duckdb()
+        try:
+            _close_dbt_duckdb()
+        except Exception:  # dbt's own error, if any, is the one to report
+            log.warning("could not close dbt's DuckDB connection", exc_info=True)
     if result.exception is not None:
         raise RuntimeError(f"dbt {' '.join(args)} failed: {result.exception}") from result.exception
     runs = [ModelRun(r.node.unique_id, str(r.status), float(r.execution_time or 0.0), r.message)
@@ -94,10 +101,30 @@ def _close_dbt_duckdb() -> None:
     DuckDBConnectionManager.close_all_connections()
 
 
+def files_fingerprint(paths) -> str:
+    """sha256 over the files under ``paths`` (folders or files), their names included."""
+    digest = hashlib.sha256()
+    for root in paths:
+        root = Path(root)
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root] if root.exists() else []
+        for path in files:
+            digest.update(str(path.relative_to(PROJECT_DIR)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+DBT_SOURCES = tuple(DBT_PROJECT_DIR / name for name in ("models", "macros", "seeds", "dbt_project.yml"))
+PARSED_FROM_PATH = DBT_PROJECT_DIR / "target" / "leadfactory_parsed_from"  # the fingerprint of the last parse
+
+
 def parse_dbt_project(force: bool = False) -> Path:
-    """Run ``dbt parse`` (no database needed) unless a manifest is there already; return its path."""
-    if force or not MANIFEST_PATH.exists() or not PARTIAL_PARSE_PATH.exists():
+    """Run ``dbt parse`` (no database needed) unless the manifest there was parsed from the project as it
+    is now; return its path."""
+    fingerprint = files_fingerprint(DBT_SOURCES)
+    parsed_from = PARSED_FROM_PATH.read_text() if PARSED_FROM_PATH.exists() else None
+    if force or parsed_from != fingerprint or not MANIFEST_PATH.exists() or not PARTIAL_PARSE_PATH.exists():
         run_dbt(["parse"])
+        PARSED_FROM_PATH.write_text(fingerprint)
     return MANIFEST_PATH
 
 
