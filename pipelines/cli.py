@@ -382,10 +382,18 @@ def entry() -> None:
     """The ``leadfactory`` console script. After a run the interpreter would spend seconds tearing down
     Dagster's, dbt's and Splink's objects one by one; everything the command writes is flushed and
     closed by then, so it leaves at once."""
+    import gc
+
     code = main()
     sys.stdout.flush()
     sys.stderr.flush()
     logging.shutdown()
+    # dbt adapters (dagster-dbt's, or the import's in-process dbt) hold multiprocessing locks: release
+    # them, or the resource tracker reports them as leaked when the process leaves
+    factory = sys.modules.get("dbt.adapters.factory")
+    if factory is not None:
+        factory.reset_adapters()
+    gc.collect()
     os._exit(code or 0)
 
 

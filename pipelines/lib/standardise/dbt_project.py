@@ -95,10 +95,14 @@ def _close_dbt_duckdb() -> None:
     (another configuration) could not open the file beside it, so it is closed after each invocation."""
     from dbt.adapters.duckdb.connections import DuckDBConnectionManager
 
+    from dbt.adapters.factory import reset_adapters
+
     environment = DuckDBConnectionManager._ENV
     if environment is not None:
         environment.close()
     DuckDBConnectionManager.close_all_connections()
+    # the adapter holds multiprocessing locks; dropped now, they are released before the command leaves
+    reset_adapters()
 
 
 def files_fingerprint(paths) -> str:
