@@ -31,7 +31,10 @@ def test_pinyin_keys_match_homophones_and_ignore_spacing():
 def test_pinyin_arrow_batch_computes_each_distinct_name_once():
     pinyin.pinyin_key.cache_clear()
     names = pa.array(["刘洋", "刘洋", None, "赵敏", "刘洋"] * 1000)
-    keys = pinyin.pinyin_key_arrow(names).to_pylist()
+    from pipelines.lib.standardise.dbt_udfs import PER_VALUE_FUNCTIONS, per_distinct_value
+
+    assert PER_VALUE_FUNCTIONS["pinyin_key"] is pinyin.pinyin_key
+    keys = per_distinct_value(pinyin.pinyin_key)(names).to_pylist()
     assert keys[:5] == ["liuyang", "liuyang", None, "zhaomin", "liuyang"]
     info = pinyin.pinyin_key.cache_info()
     assert info.misses == 2 and info.hits == 0

@@ -38,6 +38,24 @@ MOBILE_CASES = [
     ("1380013800", [], []),  # a digit short
     ("12800138001", [], []),  # no such mobile prefix
     ("无", [], []),
+    # Issue 9: the numbering plan, not a regex.
+    ("1.38123E+10", [], []),  # Excel rounded the digits away: rejected, never +8613812300000
+    ("14012345678", [], []),  # unallocated prefixes pass 1[3-9]\d{9} but not the plan
+    ("17412345678", [], []),
+    ("19412345678", [], []),
+    ("16012345678", [], []),
+    ("19212345678", ["+8619212345678"], []),  # China Broadnet's 192 is allocated
+    ("13812345678转123", ["+8613812345678"], []),  # a mobile has no extension
+    ("013812345678", ["+8613812345678"], []),  # a leading trunk 0
+    ("+86(0)138 1234 5678", ["+8613812345678"], []),
+    ("13800138001 13900139002", ["+8613800138001", "+8613900139002"], []),
+    ("13800138001或13900139002", ["+8613800138001", "+8613900139002"], []),
+    ("13800138001 和 13900139002", ["+8613800138001", "+8613900139002"], []),
+    ("+852 9123 4567", ["+85291234567"], []),  # Hong Kong, Macau and Taiwan mobiles are mobiles
+    ("+853 6612 3456", ["+85366123456"], []),
+    ("+886 912 345 678", ["+886912345678"], []),
+    ("+1 650 253 0000", ["+16502530000"], []),  # may be either: stays where the file put it
+    ("+123456789", [], []),  # not a number in any plan
 ]
 
 # (raw 座机 cell, expected landlines, expected mobiles)
@@ -50,6 +68,11 @@ LANDLINE_CASES = [
     ("400-820-8820", ["+864008208820"], []),
     ("88886666", [], []),  # no area code: cannot be dialled from elsewhere
     ("13912345678", [], ["+8613912345678"]),  # a mobile typed under 座机 is a mobile
+    ("021 6123 4567-801", ["+862161234567;ext=801"], []),  # the last dash group is an extension
+    ("0601-8888666", [], []),  # no such area code
+    ("+86 (0)21 6123 4567", ["+862161234567"], []),
+    ("+852 2123 4567", ["+85221234567"], []),
+    ("+44 20 7946 0958", ["+442079460958"], []),
 ]
 
 # (raw 邮箱 cell, expected emails)
@@ -63,6 +86,23 @@ EMAIL_CASES = [
     ("a@b", []),
     ("test@test.com", []),
     ("null", []),
+    # Issue 9: judged like email-validator (syntax, IDN), every address of a cell kept.
+    ("a..b@x.com", []),  # two dots in a row
+    ("name.@qq.com", []),  # a dot just before the @
+    (".name@qq.com", []),
+    ("用户@例子.中国", ["用户@例子.中国"]),  # IDN domain and Unicode local part
+    ("张三@公司.cn", ["张三@公司.cn"]),
+    ("li@xn--fsqu00a.xn--fiqs8s", ["li@例子.中国"]),  # punycode: the same canonical (Unicode) form
+    ("O'Brien@X.com", ["o'brien@x.com"]),  # legal special characters in the local part
+    ("a+b/c@x.com", ["a+b/c@x.com"]),  # / is legal in a local part
+    ("a@qq.com、b@163.com", ["a@qq.com", "b@163.com"]),
+    ("a@qq.com/b@163.com", ["a@qq.com", "b@163.com"]),
+    ("a@qq.com，b@163.com；c@126.com", ["a@qq.com", "b@163.com", "c@126.com"]),
+    ("MAILTO:wang@sina.com", ["wang@sina.com"]),
+    ("zhao@x.com.", []),  # a trailing dot
+    ('"zhao qian"@x.com', []),  # quoted local parts are refused, as email-validator does by default
+    ("zhao@mail.local", []),  # special-use domain
+    ("zhao@ab--cd.com", []),  # "--" in positions 3-4 of a label is only for punycode
 ]
 
 # (raw 姓名, expected name, expected pinyin key)
@@ -130,6 +170,30 @@ ADDRESS_CASES = [
     ((None, "广东", "深圳"), ("广东省", "深圳市", None)),
     ((None, "四川省", None), ("四川省", None, None)),
     (("火星基地一号", None, None), (None, None, None)),
+    # issue 9: 中国, a postcode or a label in front; comma-separated parts
+    (("中国广东省深圳市南山区科技园", None, None), ("广东省", "深圳市", "南山区")),
+    (("518000 广东省深圳市南山区", None, None), ("广东省", "深圳市", "南山区")),
+    (("地址：北京市朝阳区建国路88号", None, None), ("北京市", "北京市", "朝阳区")),
+    (("广东省，深圳市，南山区，科技园路1号", None, None), ("广东省", "深圳市", "南山区")),
+    # a district named like its city, a city named like its province
+    (("东营市东营区府前大街55号", None, None), ("山东省", "东营市", "东营区")),
+    (("荆州市荆州区", None, None), ("湖北省", "荆州市", "荆州区")),
+    (("吉林省吉林市", None, None), ("吉林省", "吉林市", None)),
+    # autonomous prefectures and their short forms; a county-level city without 市
+    (("凉山州宁南县", None, None), ("四川省", "凉山彝族自治州", "宁南县")),
+    (("巴音郭楞", None, None), ("新疆维吾尔自治区", "巴音郭楞蒙古自治州", None)),
+    (("吉林延吉市", None, None), ("吉林省", "延边朝鲜族自治州", "延吉市")),
+    (("江苏昆山", None, None), ("江苏省", "苏州市", "昆山市")),
+    # a municipality in the city column; districts without 区/县
+    ((None, None, "北京"), ("北京市", "北京市", None)),
+    (("怀柔区", None, "北京"), ("北京市", "北京市", "怀柔区")),
+    (("广东深圳南山", None, None), ("广东省", "深圳市", "南山区")),
+    (("北京怀柔", None, None), ("北京市", "北京市", "怀柔区")),
+    # streets named after places are streets
+    (("长春路615号", None, None), (None, None, None)),
+    (("中山路88号", None, None), (None, None, None)),
+    (("南京东路100号", None, None), (None, None, None)),
+    (("北京路1号", None, None), (None, None, None)),
 ]
 
 # (field header, raw value, expected column, expected value): ids and junk placeholders
@@ -149,6 +213,11 @@ OTHER_CASES = [
     ("更新时间", "2024-03-01 10:00:00", "updated_at", datetime(2024, 3, 1, 10)),
     ("更新时间", "2024年3月1日", "updated_at", datetime(2024, 3, 1)),
     ("更新时间", "45321", "updated_at", datetime(2024, 1, 30)),
+    # a creation time is created_at, never updated_at (its other headers: test_readers_and_mapping.py)
+    ("创建时间", "2023/7/8", "created_at", datetime(2023, 7, 8)),
+    ("创建时间", "2023-07-08 09:30", "created_at", datetime(2023, 7, 8, 9, 30)),
+    ("创建时间", "2023年7月9日", "created_at", datetime(2023, 7, 9)),
+    ("创建时间", "2023-07-10", "updated_at", None),
 ]
 
 
@@ -284,3 +353,21 @@ def test_every_row_is_accounted_for(rules_home, query, by_case):
 def test_unmapped_columns_survive_as_extra_attributes(by_case):
     row = by_case["name-0"]
     assert json.loads(row["extra_attributes"]) == {"case_id": "name-0"}
+
+
+def test_rounded_scientific_notation_is_rejected_saying_excel_lost_the_digits(rules_home, query):
+    issues = query(rules_home, "select field, status, issue from marts.lead_field_issues where raw_value = '1.38123E+10'")
+    assert len(issues) == 1
+    field, status, issue = issues[0]
+    assert (field, status) == ("mobile", "invalid")
+    assert "科学计数法" in issue and "Excel" in issue
+
+
+def test_the_numbering_plan_seed_is_what_phonenumbers_says():
+    """The seed is generated, never edited by hand: regenerate it after upgrading phonenumbers."""
+    import csv
+
+    from pipelines.lib.standardise.phones import NUMBERING_PLAN_SEED, numbering_plan_rows
+
+    with NUMBERING_PLAN_SEED.open(encoding="utf-8") as seed:
+        assert list(csv.DictReader(seed)) == numbering_plan_rows()

@@ -28,7 +28,8 @@ with squished as (
         {%- for field in lead_text_fields() %}
         {{ squish(field) }} as clean_{{ field }},
         {%- endfor %}
-        {{ squish('updated_at') }} as clean_updated_at
+        {{ squish('updated_at') }} as clean_updated_at,
+        {{ squish('created_at') }} as clean_created_at
     from {{ source_relation }}
     where {{ where }}
 )
@@ -43,7 +44,10 @@ select
     {%- for field in lead_text_fields() %}
     {{ null_if_junk('clean_' ~ field) }} as {{ field }},
     {%- endfor %}
+    -- when the record was last updated (更新时间), and when it was created or registered (创建时间, 登记时间):
+    -- two columns, never one standing in for the other
     {{ parse_lead_timestamp('clean_updated_at') }} as updated_at,
+    {{ parse_lead_timestamp('clean_created_at') }} as created_at,
     -- The untouched contact text, so a field issue can show what the file really said.
     mobile as raw_mobile,
     landline as raw_landline,

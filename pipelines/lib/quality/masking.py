@@ -28,14 +28,19 @@ def mask_email(value: str | None) -> str | None:
     return f"{local[:1]}***@{domain}"
 
 
+PHONE_FIELDS = frozenset({"mobile", "mobiles", "landline", "landlines", "qq"})
+ID_FIELDS = frozenset({"wechat", "douyin", "kuaishou"})
+CONTACT_FIELDS = PHONE_FIELDS | ID_FIELDS | {"email", "emails"}
+
+
 def mask_contact(field: str, value: str | None) -> str | None:
-    """Mask a value of any contact field by its kind."""
+    """Mask a value of any contact field by its kind (other fields are returned as they are)."""
     if value is None:
         return None
-    if field in {"email"}:
+    if field in {"email", "emails"}:
         return mask_email(value)
-    if field in {"mobile", "mobiles", "landline", "qq"}:
+    if field in PHONE_FIELDS:
         return mask_phone(value)
-    if field in {"wechat", "douyin", "kuaishou"}:
+    if field in ID_FIELDS:
         return value[:2] + "***" if len(value) > 2 else "***"
     return value

@@ -5,8 +5,6 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-import pyarrow as pa
-import pyarrow.compute as pc
 from pypinyin import Style, lazy_pinyin
 
 _NOT_KEY = re.compile(r"[^0-9a-z]")
@@ -28,11 +26,3 @@ def pinyin_key(text: str) -> str | None:
     key = "".join(_char_key(ch) for ch in text)
     return key or None
 
-
-def pinyin_key_arrow(values: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """Vectorised entry for DuckDB: compute each distinct value once, then take by dictionary index."""
-    encoded = pc.dictionary_encode(values)
-    if isinstance(encoded, pa.ChunkedArray):
-        encoded = encoded.combine_chunks()
-    dictionary = [pinyin_key(v) if v is not None else None for v in encoded.dictionary.to_pylist()]
-    return pc.take(pa.array(dictionary, type=pa.string()), encoded.indices)
