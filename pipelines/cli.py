@@ -120,6 +120,7 @@ def print_receipts(result) -> list[dict]:
 
 def cmd_train(args: argparse.Namespace) -> int:
     import json
+    import math
 
     from pipelines.lib.matching.match_config import load_match_config
 
@@ -134,7 +135,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 if level.get("is_null_level"):
                     continue
                 m, u = level.get("m_probability"), level.get("u_probability")
-                print(f"    {level['label_for_charts']:<28} m={m:.4f}  u={u:.6f}")
+                print(f"    {level['label_for_charts']:<28} m={m:.4f}  u={u:.3g}  weight {math.log2(m / u):+.1f} bits")
     return _report(result)
 
 
@@ -277,7 +278,7 @@ def cmd_samples(args: argparse.Namespace) -> int:
     if args.if_absent and any((target / "warehouse").glob("*")) | any((target / "inbox").glob("*")):
         print(f"sample data already present under {target}; left as it is")
         return 0
-    leads = generate_leads(args.records, seed=args.seed)
+    leads = generate_leads(args.records, seed=args.seed, life_changes=args.life_changes, explain=True)
     written = write_sample_files(leads, target, excel_rows=args.excel_rows)
     for path, rows in written.items():
         print(f"wrote {rows:>9,} rows  {path}")
@@ -362,6 +363,9 @@ def build_parser() -> argparse.ArgumentParser:
     samples.add_argument("--seed", type=int, default=20261122, help="random seed (default fixed, so output repeats)")
     samples.add_argument("--out", help="folder to write into instead of the home")
     samples.add_argument("--excel-rows", type=int, default=5000, help="at most this many rows go to the Excel file")
+    samples.add_argument("--life-changes", type=float, default=0.3, metavar="SHARE",
+                         help="share of the people with several records whose later records show a job change (company, "
+                              "title, work e-mail, often city) or a new mobile (default 0.3; 0 for nobody)")
     samples.add_argument("--if-absent", action="store_true", help="do nothing when sample files already exist")
     samples.set_defaults(func=cmd_samples)
     return parser
