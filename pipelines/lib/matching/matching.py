@@ -6,6 +6,12 @@ have several), WeChat and QQ ids, names by characters, by pinyin (张伟/章伟)
 
 A contact value seen with ``shared_value_min_people`` or more different people is removed before
 matching: a company switchboard or a family e-mail identifies nobody and must not chain strangers.
+
+People change jobs and mobiles: the model is trained on data where they do, so a new company, title,
+city or mobile weighs a few bits against a pair, never a veto; what they kept (a mobile, a WeChat id,
+an e-mail) identifies them. Identifiers' u is measured on clearly different people (train_model) and
+follows the library's size like the prior (scale_identifiers). Pairs sharing only a rare name (and a city
+or a title) are candidates too, where they can reach the review threshold (name_blocking_limits).
 """
 
 from __future__ import annotations
@@ -28,11 +34,17 @@ MATCH_INPUT = f"{SCHEMA}.match_input"
 SCORED_PAIRS = f"{SCHEMA}.scored_pairs"
 CONTACT_LISTS = ("mobiles", "emails", "wechats", "qqs")
 # Candidate pairs share one of these (a list column shares any value); see also _library_candidates_sql.
+# rare_name / uncommon_name: the name's pinyin where so few records carry it that a pair sharing only the
+# name (and a city or a title) could reach the review threshold (see name_blocking_limits).
 BLOCKING_KEYS = (("mobiles",), ("emails",), ("wechat",), ("qq",), ("name_pinyin", "company_core"),
-                 ("name_pinyin", "street_address"))
+                 ("name_pinyin", "street_address"), ("company_core", "street_address"),
+                 ("uncommon_name", "city"), ("uncommon_name", "job_title_canonical"), ("rare_name",))
 LIST_COLUMNS = ("mobiles", "emails")
 TF_COMPARISONS = ("name", "company_core", "street_address")  # term-frequency adjusted: common values count less
 TF_MIN_RECORDS = 2000  # below this, value frequencies are too noisy to adjust weights by
+# Comparisons of values that identify one person (a contact value held by three or more people is dropped
+# before matching): two strangers share one only by accident, so the chance grows like N, not N^2.
+IDENTIFIER_COMPARISONS = ("mobiles", "emails", "wechat", "qq")
 TRAINING_RECORDS_KEY = "leadfactory_training_records"  # kept in the model file, not a Splink setting
 MAX_PRIOR = 0.01  # a tiny file is not mostly duplicates of itself
 # EM needs enough pairs at every level; on small data Splink's EM can drive an m to exactly 0 and fail.
@@ -72,8 +84,39 @@ def _shared_values_sql(where: str = "true") -> str:
     """
 
 
-def _match_input_sql(records: str, only: str | None = None) -> str:
+def name_blocking_limits(model: dict[str, Any], review: float) -> tuple[int, int]:
+    """How many records may carry a name for a pair sharing only that name (rare), or the name and a city
+    or a title (uncommon), to be a candidate pair: beyond that the pair cannot reach ``review``.
+
+    With the name's term frequency c/N, a shared name is worth m/(c/N) and the prior is lambda_t*N_t/N
+    (prior_for), so the odds of such a pair are lambda_t*N_t*m/c, whatever the library's size N: the
+    limits are counts of records, the same in a 20,000 and a 1,000,000 record library."""
+    trained = model.get(TRAINING_RECORDS_KEY) or 50_000
+    expected = float(model["probability_two_random_records_match"]) * trained  # lambda_t * N_t
+    levels = {(c["output_column_name"], lvl["label_for_charts"]): lvl
+              for c in model["comparisons"] for lvl in c["comparison_levels"] if not lvl.get("is_null_level")}
+
+    def factor(key: tuple[str, str]) -> float:
+        level = levels.get(key)
+        return float(level["m_probability"]) / float(level["u_probability"]) if level else 1.0
+
+    name_m = float(levels[("name", "name same")]["m_probability"]) if ("name", "name same") in levels else 0.85
+    odds = expected * name_m * (1 - review) / review
+    best_other = max(factor(("city", "city same")), factor(("job_title_canonical", "title same")), 1.0)
+    return int(odds), int(odds * best_other)
+
+
+def _name_limits(conn: duckdb.DuckDBPyConnection, records: str, config: MatchConfig) -> tuple[int, int]:
+    """The limits for this library; none below TF_MIN_RECORDS, where a name's frequency says nothing (a name
+    shared in a 12-row file would otherwise weigh a full name's average and be merged on its own)."""
+    if conn.execute(f"select count(*) from {records}").fetchone()[0] < TF_MIN_RECORDS:
+        return 0, 0
+    return name_blocking_limits(json.loads(Path(config.model_path).read_text(encoding="utf-8")), config.review)
+
+
+def _match_input_sql(records: str, only: str | None = None, name_limits: tuple[int, int] = (0, 0)) -> str:
     """The match input of every record, or of the records whose ids the relation ``only`` lists."""
+    rare, uncommon = name_limits
     c_only = f"c.record_id in (select record_id from {only})" if only else "true"
     r_only = f"r.record_id in (select record_id from {only})" if only else "true"
     lists = ",\n".join(
@@ -102,9 +145,14 @@ def _match_input_sql(records: str, only: str | None = None) -> str:
             r.company_core,
             r.city,
             r.street_address,
-            r.job_title_canonical
+            r.job_title_canonical,
+            case when length(r.name) >= 2 and n.records <= {int(rare)} then r.name_pinyin end as rare_name,
+            case when length(r.name) >= 2 and n.records <= {int(uncommon)} then r.name_pinyin end as uncommon_name
         from {records} r
         left join identifying i on i.record_id = r.record_id
+        -- how many records of the library carry each full name (by pinyin); an equi-join (a hash join)
+        left join (select name_pinyin, count(*) as records from {records} where length(name) >= 2 group by name_pinyin) n
+            on n.name_pinyin = r.name_pinyin
         where {r_only}
     """
 
@@ -120,7 +168,7 @@ def prepare_match_input(conn: duckdb.DuckDBPyConnection, records: str, config: M
     conn.execute(f"create or replace table {RECORD_CONTACTS} as {_record_contacts_sql(records)}")
     conn.execute(f"create or replace table {SHARED_CONTACT_VALUES} as {_shared_values_sql()}",
                  [config.shared_value_min_people])
-    conn.execute(f"create or replace table {MATCH_INPUT} as {_match_input_sql(records)}")
+    conn.execute(f"create or replace table {MATCH_INPUT} as {_match_input_sql(records, name_limits=_name_limits(conn, records, config))}")
     return _shared_counts(conn)
 
 
@@ -152,7 +200,7 @@ def update_match_input(conn: duckdb.DuckDBPyConnection, records: str, config: Ma
                   union all select kind, value from was_shared) v using (kind, value)
             where c.record_id not in (select record_id from {changed})""")
         conn.execute(f"delete from {MATCH_INPUT} where record_id in (select record_id from match_input_rebuild)")
-        conn.execute(f"insert into {MATCH_INPUT} {_match_input_sql(records, 'match_input_rebuild')}")
+        conn.execute(f"insert into {MATCH_INPUT} {_match_input_sql(records, 'match_input_rebuild', _name_limits(conn, records, config))}")
         # A library record whose lists changed is matched again too, and its lead rebuilt: a value that
         # became shared must stop holding its lead together, as it would in a full run.
         conn.execute(f"""create or replace temp table rematched as select record_id from match_input_rebuild
@@ -250,7 +298,9 @@ def train_model(conn: duckdb.DuckDBPyConnection, model_path: Path, seed: int = 1
     if records < MIN_TRAINING_RECORDS:
         raise ValueError(f"{records:,} records are too few to train a matching model (at least "
                          f"{MIN_TRAINING_RECORDS:,}); the current model in {model_path} is left as it is")
-    linker = _linker(conn, splink_settings())
+    settings = splink_settings()
+    fix_identifier_u(settings, identifier_u_probabilities(conn))
+    linker = _linker(conn, settings)
     training = linker.training
     training.estimate_probability_two_random_records_match(
         [block_on("mobiles", arrays_to_explode=["mobiles"]), block_on("emails", arrays_to_explode=["emails"])],
@@ -267,6 +317,41 @@ def train_model(conn: duckdb.DuckDBPyConnection, model_path: Path, seed: int = 1
     model_path.parent.mkdir(parents=True, exist_ok=True)
     model_path.write_text(json.dumps(model, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return model
+
+
+def identifier_u_probabilities(conn: duckdb.DuckDBPyConnection) -> dict[str, float]:
+    """For each identifier comparison, the chance that two different people share the value: measured on
+    the pairs whose full names clearly differ (the model's "name different" level), which are different
+    people. Splink's random sampling cannot measure it: among random pairs, those sharing a mobile are
+    nearly all the same person, so it finds u = (share of matches) x m and a shared mobile would only ever
+    be as strong as the prior is weak (a pair with a shared mobile and nothing else known stayed 50/50).
+    A value nobody was seen to share counts as shared once (the estimate's floor)."""
+    full = "length(name) >= 2 and name_pinyin is not null"
+    named = conn.execute(f"select count(*) from {MATCH_INPUT} where {full}").fetchone()[0]
+    pairs = max(named * (named - 1) / 2, 1.0)
+    different = "a.name_pinyin <> b.name_pinyin and jaro_winkler_similarity(a.name_pinyin, b.name_pinyin) < 0.9"
+    out = {}
+    for column in IDENTIFIER_COMPARISONS:
+        value = f"unnest({column})" if column in LIST_COLUMNS else column
+        shared = conn.execute(f"""
+            with v as (select record_id, name_pinyin, {value} as value from {MATCH_INPUT} where {full})
+            select count(distinct (a.record_id, b.record_id)) from v a join v b
+            on a.value = b.value and a.record_id < b.record_id
+            where a.value is not null and {different}""").fetchone()[0]
+        out[column] = max(shared, 1) / pairs
+    return out
+
+
+def fix_identifier_u(settings: dict[str, Any], u: dict[str, float]) -> dict[str, Any]:
+    """Put the measured u of each identifier comparison into the settings, fixed for training."""
+    for comparison in settings["comparisons"]:
+        column = comparison["output_column_name"]
+        if column not in u:
+            continue
+        agree, different = [lvl for lvl in comparison["comparison_levels"] if not lvl.get("is_null_level")]
+        agree.update(u_probability=u[column], fix_u_probability=True)
+        different.update(u_probability=1.0 - u[column], fix_u_probability=True)
+    return settings
 
 
 PROBABILITY_FLOOR = 1e-3
@@ -308,7 +393,12 @@ def _scoring_model(conn: duckdb.DuckDBPyConnection, model_path: Path) -> tuple[d
     """The trained model with its prior rescaled to the library's size, and whether term frequencies apply."""
     model = json.loads(Path(model_path).read_text(encoding="utf-8"))
     records = conn.execute(f"select count(*) from {MATCH_INPUT}").fetchone()[0]
+    trained_prior = float(model["probability_two_random_records_match"])
     model["probability_two_random_records_match"] = prior_for(model, records)
+    scale_identifiers(model, model["probability_two_random_records_match"] / trained_prior)
+    # Candidate pairs are the code's (BLOCKING_KEYS, as the incremental path finds them), whatever the
+    # model file was trained with.
+    model["blocking_rules_to_generate_predictions"] = splink_settings()["blocking_rules_to_generate_predictions"]
     use_tf = records >= TF_MIN_RECORDS
     if not use_tf:
         # In a small file every repeated value looks common (张伟 is 50% of a two-row file), so term
@@ -320,15 +410,32 @@ def _scoring_model(conn: duckdb.DuckDBPyConnection, model_path: Path) -> tuple[d
     return model, use_tf
 
 
+def write_term_frequencies(conn: duckdb.DuckDBPyConnection) -> None:
+    """The share of the library's records carrying each value of a term-frequency column, as Splink
+    computes it (term_frequencies_for_single_column_sql), over the whole current match input: an import
+    counts its own records too, so its pairs weigh a name as a full rerun would."""
+    for column in TF_COMPARISONS:
+        conn.execute(f"""
+            create or replace table {_tf_table(column)} as
+            select {column}, cast(count(*) as float8) / (select count({column}) from {MATCH_INPUT}) as tf_{column}
+            from {MATCH_INPUT} where {column} is not null group by {column}""")
+
+
+def use_term_frequencies(linker: Linker, db_api: DuckDBAPI) -> None:
+    """Score with the term-frequency tables write_term_frequencies wrote (Splink would count its own input)."""
+    for column in TF_COMPARISONS:
+        tf = db_api.register(_tf_table(column), dataset_display_name=f"tf_{column}")
+        linker.table_management.register_term_frequency_lookup(tf, column)
+
+
 def score_pairs(conn: duckdb.DuckDBPyConnection, model_path: Path, review_threshold: float) -> int:
     """Score every candidate pair of the library with the trained model into ``matching.scored_pairs``
     (replacing it); keep the term-frequency tables for incremental runs. Return the number of pairs kept."""
     model, use_tf = _scoring_model(conn, model_path)
     linker = _linker(conn, model)
-    for column in TF_COMPARISONS:
-        # Kept even when not applied: a library that grows past TF_MIN_RECORDS by imports needs them.
-        tf = linker.table_management.compute_tf_table(column)
-        conn.execute(f"create or replace table {_tf_table(column)} as select * from {tf.physical_name}")
+    # Kept even when not applied: a library that grows past TF_MIN_RECORDS by imports needs them.
+    write_term_frequencies(conn)
+    use_term_frequencies(linker, DuckDBAPI(connection=conn))
     predictions = linker.inference.predict(threshold_match_probability=review_threshold, warning_mode="never")
     conn.execute(f"create or replace table {SCORED_PAIRS} as {_scored_pairs_sql(model, use_tf, predictions.physical_name)}")
     # Splink's working tables (term frequencies, predictions) would otherwise pile up in the file every run.
@@ -357,9 +464,8 @@ def score_changed_records(conn: duckdb.DuckDBPyConnection, model_path: Path, rev
     new = db_api.register("changed_match_input", dataset_display_name="changed_match_input")
     library = db_api.register("library_match_input", dataset_display_name="library_match_input")
     linker = Linker(new, model, log_level=logging.WARNING)
-    for column in TF_COMPARISONS:
-        tf = db_api.register(_tf_table(column), dataset_display_name=f"tf_{column}")
-        linker.table_management.register_term_frequency_lookup(tf, column)
+    write_term_frequencies(conn)
+    use_term_frequencies(linker, db_api)
     within = linker.inference.predict_within(new, threshold_match_probability=review_threshold, warning_mode="never")
     between = linker.inference.predict_between(new, library, threshold_match_probability=review_threshold,
                                                warning_mode="never")
@@ -420,6 +526,26 @@ def _scored_pairs_sql(model: dict[str, Any], use_tf: bool, predictions: str) -> 
             concat_ws('; ', {', '.join(explain_parts)}) as explanation
         from {predictions}
     """
+
+
+def scale_identifiers(model: dict[str, Any], factor: float) -> dict[str, Any]:
+    """Rescale the u of identifier agreement levels by ``factor``, the prior's own rescaling (prior_for).
+
+    A shared mobile between two different people is rare in proportion to the number of pairs: among N
+    records about N values are shared by accident (a recycled number, a family phone) while there are
+    N^2/2 pairs, so u falls as 1/N, like the prior. Rescaling the prior alone would make a shared mobile
+    20 times weaker evidence in a 1,000,000-record library than in the 50,000 it was trained on, and leave
+    pairs held together by a mobile and little else unmerged. Names, companies, streets, cities and titles
+    are common values: their u does not depend on the library's size and is left alone.
+    """
+    for comparison in model["comparisons"]:
+        if comparison["output_column_name"] not in IDENTIFIER_COMPARISONS:
+            continue
+        *agree, different = [lvl for lvl in comparison["comparison_levels"] if not lvl.get("is_null_level")]
+        for level in agree:
+            level["u_probability"] = min(float(level["u_probability"]) * factor, 0.5 / len(agree))
+        different["u_probability"] = 1.0 - sum(level["u_probability"] for level in agree)
+    return model
 
 
 def prior_for(model: dict[str, Any], records: int) -> float:
