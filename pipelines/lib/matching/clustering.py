@@ -1,9 +1,11 @@
 """Clustering of matched records into leads, with guards against chaining strangers together.
 
 Connected components over the auto-merge links and the people's "same" decisions. A component
-that is implausibly large, or that holds two records a person said are different, is rebuilt
-greedily from its strongest links, taking a link only while the cluster stays within the size
-limit and keeps no "different" pair; the links left out go to human review.
+that is implausibly large, that holds two records a person said are different, or that holds two
+records whose names clearly differ (joined only through a third record without a name, or through a
+chain of partial matches) is rebuilt greedily from its strongest links, taking a link only while the
+cluster stays within the size limit and keeps no such pair; the links left out go to human review.
+Only a person's "same" decision may put two clearly different names in one lead.
 """
 
 from __future__ import annotations
@@ -30,21 +32,33 @@ def cluster(
     edge_weight: np.ndarray,
     cannot_link: list[tuple[int, int]],
     max_size: int,
+    names_differ: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Clusters:
-    """Cluster nodes 0..n-1. Edges with weight ``inf`` are human "same" decisions: always taken first."""
+    """Cluster nodes 0..n-1. Edges with weight ``inf`` are human "same" decisions: always taken first.
+
+    ``cannot_link`` pairs (a person's "different") never share a cluster; ``names_differ`` pairs (two
+    records whose names clearly differ) never share one through machine links alone."""
     graph = coo_matrix((np.ones(len(edge_l), dtype=np.int8), (edge_l, edge_r)), shape=(n_nodes, n_nodes))
     _, labels = connected_components(graph, directed=False)
     sizes = np.bincount(labels)
     largest = int(sizes.max()) if n_nodes else 0
     bad = set(np.flatnonzero(sizes > max_size).tolist())
     bad |= {int(labels[a]) for a, b in cannot_link if labels[a] == labels[b]}
+    differ_l, differ_r = names_differ if names_differ is not None else (np.empty(0, np.int64), np.empty(0, np.int64))
+    together = labels[differ_l] == labels[differ_r]  # vectorised: most such pairs are in different clusters
+    differ_l, differ_r = differ_l[together], differ_r[together]
+    bad |= set(labels[differ_l].tolist())
     if not bad:
         return Clusters(labels, [], 0, largest)
 
-    forbidden: dict[int, set[int]] = {}
+    forbidden: dict[int, set[int]] = {}  # a person's "different": binds human links too
     for a, b in cannot_link:
         forbidden.setdefault(a, set()).add(b)
         forbidden.setdefault(b, set()).add(a)
+    distinct_names: dict[int, set[int]] = {}  # names that clearly differ: binds machine links only
+    for a, b in zip(differ_l.tolist(), differ_r.tolist()):
+        distinct_names.setdefault(a, set()).add(b)
+        distinct_names.setdefault(b, set()).add(a)
 
     in_bad = np.isin(labels[edge_l], list(bad))
     candidates = np.flatnonzero(in_bad)
@@ -66,7 +80,8 @@ def cluster(
             continue
         ma, mb = members.get(a, [a]), members.get(b, [b])
         human = np.isinf(edge_weight[e])
-        conflict = any(forbidden.get(x, set()).intersection(mb) for x in ma)
+        conflict = any(forbidden.get(x, set()).intersection(mb) for x in ma) or (
+            not human and any(distinct_names.get(x, set()).intersection(mb) for x in ma))
         if conflict or (not human and len(ma) + len(mb) > max_size):
             cut.append(e)
             continue

@@ -190,6 +190,8 @@ def build_leads(conn: duckdb.DuckDBPyConnection, records: str, config: MatchConf
         select node_a, node_b, 'inf'::double, null from decision_pairs where decision = 'same'
     """).fetchnumpy()
     cannot = conn.execute("select node_a, node_b from decision_pairs where decision = 'different'").fetchall()
+    # two records whose names clearly differ must not end up in one lead through a third record
+    names_differ = conn.execute("select node_l, node_r from candidate_edges where not names_compatible").fetchnumpy()
     result = cluster(
         n_nodes,
         merge_edges["node_l"].astype(np.int64),
@@ -197,6 +199,7 @@ def build_leads(conn: duckdb.DuckDBPyConnection, records: str, config: MatchConf
         merge_edges["match_weight"].astype(np.float64),
         cannot,
         config.max_cluster_size,
+        (names_differ["node_l"].astype(np.int64), names_differ["node_r"].astype(np.int64)),
     )
     cut = np.zeros(len(merge_edges["node_l"]), dtype=bool)
     cut[result.cut_edges] = True
@@ -374,14 +377,19 @@ def _golden(conn: duckdb.DuckDBPyConnection, records: str, config: MatchConfig) 
     source_priority = [source.name for source in load_sources()]
     priority = " ".join(f"when '{s}' then {i}" for i, s in enumerate(source_priority))
     rules = {
-        "most_recent": "r.updated_at desc nulls last",
+        # Recency is when a record says it was last updated (更新时间). Only among records whose update
+        # times are equal or missing does the creation time (创建时间/登记时间) order them: a record that
+        # says only when it was created is never taken as newer than one that says when it was updated.
+        "most_recent": "r.updated_at desc nulls last, r.created_at desc nulls last",
         "source_priority": f"(case r.source_system {priority} else {len(source_priority)} end)",
         "most_complete": "r.filled desc",
     }
     order = ", ".join(rules[rule] for rule in config.survivorship_order) + ", r.record_id"
 
     # One survivorship rank per record within its lead, computed once; each field then takes the
-    # best-ranked record that has a value (arg_min needs no sort per field).
+    # best-ranked record that has a value (arg_min needs no sort per field). The place is one unit:
+    # province, city, district and address all come from the record with the fullest place (ties: the
+    # survivorship order), so a lead never pairs one record's city with another record's street.
     def pick(expr: str, present: str | None = None) -> str:
         return f"arg_min({expr}, rank) filter (where {present or expr + ' is not null'})"
 
@@ -401,12 +409,15 @@ def _golden(conn: duckdb.DuckDBPyConnection, records: str, config: MatchConfig) 
             select r.*, l.lead_id,
                    (r.name is not null)::int + (r.mobile is not null)::int + (r.email is not null)::int
                    + (r.wechat is not null)::int + (r.company is not null)::int + (r.job_title is not null)::int
-                   + (r.address is not null)::int + (r.city is not null)::int as filled
+                   + (r.address is not null)::int + (r.city is not null)::int as filled,
+                   (r.province is not null)::int + (r.city is not null)::int + (r.district is not null)::int
+                   + (r.address is not null)::int as place_filled
             from {records} r
             join record_leads l using (record_id)
         ),
         ranked as (
-            select *, row_number() over (partition by lead_id order by {order}) as rank
+            select *, row_number() over (partition by lead_id order by {order}) as rank,
+                   row_number() over (partition by lead_id order by r.place_filled desc, {order}) as place_rank
             from scored r
         ),
         contacts as (
@@ -429,16 +440,19 @@ def _golden(conn: duckdb.DuckDBPyConnection, records: str, config: MatchConfig) 
                 {pick('r.company_core', 'r.company is not null')} as company_core,
                 {pick('r.job_title')} as job_title,
                 {pick('r.job_title_canonical', 'r.job_title is not null')} as job_title_canonical,
-                {pick('r.province')} as province,
-                {pick('r.city')} as city,
-                {pick('r.district')} as district,
-                {pick('r.address')} as address,
+                max(r.province) filter (where r.place_rank = 1) as province,
+                max(r.city) filter (where r.place_rank = 1) as city,
+                max(r.district) filter (where r.place_rank = 1) as district,
+                max(r.address) filter (where r.place_rank = 1) as address,
                 {pick('r.douyin')} as douyin,
                 {pick('r.kuaishou')} as kuaishou,
                 {pick('r.source')} as source,
                 {pick('r.owner')} as owner,
                 max(r.updated_at) as updated_at,
-                min(r.ingested_at) as first_ingested_at,
+                min(r.created_at) as created_at,
+                -- when the library first saw any of its records (the first import that wrote it), not when
+                -- their current versions were written
+                min(r.first_ingested_at) as first_ingested_at,
                 list_sort(list(distinct r.source_system)) as source_systems
             from ranked r
             group by r.lead_id
@@ -451,7 +465,7 @@ def _golden(conn: duckdb.DuckDBPyConnection, records: str, config: MatchConfig) 
             c.wechats[1] as wechat, coalesce(c.wechats, []) as wechats,
             c.qqs[1] as qq, coalesce(c.qqs, []) as qqs,
             f.douyin, f.kuaishou, f.company, f.company_core, f.job_title, f.job_title_canonical,
-            f.province, f.city, f.district, f.address, f.source, f.owner, f.updated_at,
+            f.province, f.city, f.district, f.address, f.source, f.owner, f.updated_at, f.created_at,
             f.record_count, f.source_systems, f.first_ingested_at
         from fields f
         left join contact_lists c using (lead_id)
@@ -498,7 +512,7 @@ def _review_queue(conn: duckdb.DuckDBPyConnection, records: str) -> None:
     conn.execute(f"""
         create or replace table {REVIEW_QUEUE} as
         with flagged as (
-            select e.*, g.node_l is not null as guard_cut, case when g.node_l is not null then 'chaining guard: cluster too large or a "different" decision'
+            select e.*, g.node_l is not null as guard_cut, case when g.node_l is not null then 'chaining guard: cluster too large, a "different" decision, or names that clearly differ'
                              when e.verdict = 'names differ' then 'strong contact match but names differ'
                              else 'review band' end as reason
             from candidate_edges e
@@ -524,5 +538,5 @@ def _review_queue(conn: duckdb.DuckDBPyConnection, records: str) -> None:
               select 1 from {DECISIONS} d
               where (d.lead_a = a.lead_id and d.lead_b = b.lead_id) or (d.lead_a = b.lead_id and d.lead_b = a.lead_id))
         qualify row_number() over (partition by least(a.lead_id, b.lead_id), greatest(a.lead_id, b.lead_id)
-                                   order by f.match_probability desc) = 1
+                                   order by f.match_probability desc, f.record_id_l, f.record_id_r) = 1
     """)
