@@ -204,3 +204,38 @@ def test_a_record_gone_from_the_extract_is_retired_and_its_lead_id_is_never_reus
     back = leads_of(home)[row(3)]
     assert back != gone
     assert {k: v for k, v in leads_of(home).items() if k != row(3)} == {k: v for k, v in before.items() if k != row(3)}
+
+
+def first_ingested(home) -> dict[str, object]:
+    """{source_file#source_row: first_ingested_at of its lead} of the current publication."""
+    with duckdb.connect(str(home.duckdb_path), read_only=True) as conn:
+        return dict(conn.execute("""
+            select m.source_file || '#' || m.source_row, l.first_ingested_at
+            from published.lead_members m
+            join (select lead_id, first_ingested_at from published.leads_clean
+                  union all select lead_id, first_ingested_at from published.leads_unreachable) l using (lead_id)""").fetchall())
+
+
+def test_first_ingested_at_is_when_the_library_first_saw_the_records(home):
+    with duckdb.connect(str(home.duckdb_path), read_only=True) as conn:
+        (imported_at,), = conn.execute("select imported_at from raw.library_imports "
+                                       "where file_name = 'warehouse/people.csv'").fetchall()
+    first = first_ingested(home)
+    assert len(first) == len(BASE) and set(first.values()) == {imported_at}
+    run_library(home)  # run again later: nothing was seen for the first time
+    assert first_ingested(home) == first
+    # a later import: a new person gets its time; a record joining 张伟's lead leaves the lead's time alone
+    write_csv(home.inbox_dir / "later.csv", [person("钱七", "13355556666", None, None, "南京"),
+                                             person("张伟", None, "zw@qq.com", None, "北京")])
+    run_library(home)
+    later = first_ingested(home)
+    assert later["inbox/later.csv#2"] > imported_at
+    assert later["inbox/later.csv#3"] == imported_at
+    assert {k: v for k, v in later.items() if k.startswith(P)} == first
+    # a record that leaves the extract and comes back was first seen when it first came, not when it returned
+    write_csv(home.warehouse_dir / "people.csv", [p for i, p in enumerate(BASE, start=1) if i != 3])
+    run_library(home)
+    assert row(3) not in first_ingested(home)
+    write_csv(home.warehouse_dir / "people.csv", BASE)
+    run_library(home)
+    assert first_ingested(home) == later

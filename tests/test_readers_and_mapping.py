@@ -61,7 +61,11 @@ def test_binary_garbage_is_refused_naming_the_file(tmp_path: Path):
         ("公司", "company"), ("单位", "company"), ("Company_Name", "company"),
         ("职务", "job_title"), ("职位", "job_title"), ("title", "job_title"),
         ("地址", "address"), ("省份", "province"), ("城市", "city"), ("区县", "district"),
-        ("来源", "source"), ("负责人", "owner"), ("更新时间", "updated_at"),
+        ("来源", "source"), ("负责人", "owner"), ("更新时间", "updated_at"), ("修改时间", "updated_at"),
+        ("Last Modified", "updated_at"),
+        # a creation or registration time says nothing about when the record was updated
+        ("创建时间", "created_at"), ("登记时间", "created_at"), ("录入时间", "created_at"), ("created at", "created_at"),
+        ("Create Time", "created_at"), ("日期", "created_at"),
         ("客户等级", None), ("备注", None),
     ],
 )

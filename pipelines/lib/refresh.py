@@ -25,9 +25,10 @@ RULES_BUILT = "raw.rules_built"           # the fingerprint of the rules the wor
 # What the working state is built by: a change to any of these makes the next run full.
 RULE_FILES = (*DBT_SOURCES,
               *(CONFIG_DIR / name for name in ("matching.yaml", "match_model.json", "field_synonyms.yaml", "sources.yaml")),
-              # rules written in Python: pinyin keys, the match input and blocking keys
+              # rules written in Python: pinyin keys, the match input and blocking keys, survivorship
               PACKAGE_DIR / "lib" / "standardise" / "pinyin.py", PACKAGE_DIR / "lib" / "standardise" / "dbt_udfs.py",
-              PACKAGE_DIR / "lib" / "matching" / "matching.py")
+              PACKAGE_DIR / "lib" / "matching" / "matching.py", PACKAGE_DIR / "lib" / "matching" / "leads.py",
+              PACKAGE_DIR / "lib" / "matching" / "clustering.py")
 # Above this share of the library (and this many records), rebuilding everything is about as fast.
 INCREMENTAL_MAX_SHARE = 0.2
 INCREMENTAL_ALWAYS_UNDER = 1000  # a small batch is incremental whatever the library's size

@@ -29,7 +29,13 @@ contact_lists as (
 ),
 
 contact_issues as (
-    select record_id, count(*) as contact_issue_count
+    select
+        record_id,
+        count(*) as contact_issue_count,
+        -- the field a specialist would fix first: the column a bad contact was typed in
+        arg_min(field, case field when 'mobile' then 1 when 'email' then 2 when 'wechat' then 3 when 'qq' then 4
+                                  when 'landline' then 5 when 'douyin' then 6 when 'kuaishou' then 7 else 8 end)
+            as contact_issue_field
     from {{ ref('int_lead_contacts') }}
     where status <> 'valid' and {{ only_pending_records() }}
     group by record_id
@@ -43,6 +49,9 @@ standardised as (
         r.source_row,
         r.ingested_at,
         r.first_import_id,
+        -- when the library first saw the record (the import that first wrote it), however often it was
+        -- re-read, updated or retired and brought back since
+        imp.imported_at as first_ingested_at,
         {{ clean_person_name('r.name') }} as name,
         r.name as name_original,
         coalesce(c.mobiles, []) as mobiles,
@@ -68,7 +77,9 @@ standardised as (
         r.source,
         r.owner,
         r.updated_at,
+        r.created_at,
         coalesce(i.contact_issue_count, 0) as contact_issue_count,
+        i.contact_issue_field,
         r.extra_attributes
     from records as r
     left join contact_lists as c on c.record_id = r.record_id
@@ -76,6 +87,7 @@ standardised as (
     left join {{ ref('int_company_names') }} as co on co.company = r.company
     left join {{ ref('int_job_titles') }} as t on t.job_title = r.job_title
     left join {{ ref('int_lead_addresses') }} as a on a.place_key = r.place_key
+    left join {{ source('raw', 'library_imports') }} as imp on imp.import_id = r.first_import_id
 ),
 
 -- Pinyin is Python (a UDF), so it runs once per distinct name, not once per row.
@@ -84,16 +96,26 @@ name_keys as (
 )
 
 select
-    standardised.*,
-    name_keys.name_pinyin,
-    case
-        when name_original is null and company is null and address is null and job_title is null
-             and mobile is null and landline is null and email is null and wechat is null and qq is null
-             and douyin is null and kuaishou is null and contact_issue_count = 0
-            then '空行 (empty row: every field blank or a placeholder)'
-        when name is null and company is null and mobile is null and landline is null and email is null
-             and wechat is null and qq is null and douyin is null and kuaishou is null
-            then '无姓名、公司或有效联系方式 (no name, company or valid contact)'
-    end as rejection_reason
-from standardised
-left join name_keys using (name)
+    * exclude (contact_issue_field),
+    -- The field a rejection concerns, where one does: the contact given but not valid (mobile first, then
+    -- e-mail, WeChat, QQ, landline, Douyin, Kuaishou), else a name with no letters. A row with nothing in
+    -- it, or with only fields that cannot make a lead (an address, a title), concerns no one field: null.
+    case when rejection_reason like '无姓名%'
+         then coalesce(contact_issue_field, case when name_original is not null then 'name' end)
+    end as rejection_field
+from (
+    select
+        standardised.*,
+        name_keys.name_pinyin,
+        case
+            when name_original is null and company is null and address is null and job_title is null
+                 and mobile is null and landline is null and email is null and wechat is null and qq is null
+                 and douyin is null and kuaishou is null and contact_issue_count = 0
+                then '空行 (empty row: every field blank or a placeholder)'
+            when name is null and company is null and mobile is null and landline is null and email is null
+                 and wechat is null and qq is null and douyin is null and kuaishou is null
+                then '无姓名、公司或有效联系方式 (no name, company or valid contact)'
+        end as rejection_reason
+    from standardised
+    left join name_keys using (name)
+) as judged

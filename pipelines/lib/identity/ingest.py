@@ -42,6 +42,9 @@ RAW_SCHEMA = "raw"
 LIBRARY_RECORDS = f"{RAW_SCHEMA}.library_records"   # the library's current records: dbt's one source
 LIBRARY_IMPORTS = f"{RAW_SCHEMA}.library_imports"   # every import, for summaries and receipts
 WORKING_COPY_STATE = f"{RAW_SCHEMA}.working_copy_state"  # the library table versions the working copy mirrors
+# Records retired from the library, with the import that first brought each: one that comes back (an
+# extract holds it again) keeps its first import, as a rebuild from the library's history would give it.
+RETIRED_RECORDS = f"{RAW_SCHEMA}.retired_records"
 MIRRORED_TABLES = ("records", "imports")
 KEY_COLUMN = "_record_key"
 _SEP = "chr(31)"
@@ -249,10 +252,37 @@ def _read_file(path: Path, item: FileImport, source: Source, mapping: FieldMappi
         frame = frame.with_columns(
             pl.lit(item.import_id, dtype=pl.Int64).alias("import_id"),
             pl.lit(source.name).alias("source_system"),
-            pl.concat_str([_hash_text(pl.col(f)).fill_null("\x00") for f in CANONICAL_FIELDS],
-                          separator="\x1f").alias("_content_text"),
+            _identity_text().alias("_content_text"),
+            _version_text().alias("_version_text"),
         )
     return _ReadFile(item, frame, notes)
+
+
+# created_at came after the first libraries were built: 创建时间/登记时间 used to arrive as updated_at. A
+# record's content id is computed as it was then (one date slot: updated_at, else created_at), so the
+# split changes no record id and no lead id.
+_LATER_FIELDS = ("created_at",)
+
+
+def _identity_text() -> pl.Expr:
+    """The canonical content a record's id is computed from."""
+    parts = []
+    for name in CANONICAL_FIELDS:
+        if name in _LATER_FIELDS:
+            continue
+        value = _hash_text(pl.col(name))
+        if name == "updated_at":
+            value = pl.coalesce(value, _hash_text(pl.col("created_at")))
+        parts.append(value.fill_null("\x00"))
+    return pl.concat_str(parts, separator="\x1f")
+
+
+def _version_text() -> pl.Expr:
+    """What a record's version also depends on beyond its id: the date that now goes to created_at. A
+    record stored with that date as updated_at gets a new version (same id) with it in its place."""
+    return pl.when(pl.col("created_at").is_not_null()).then(
+        pl.concat_str([pl.lit("\x1fcreated_at\x1f"), _hash_text(pl.col("created_at")).fill_null("\x00")])
+    ).otherwise(pl.lit(""))
 
 
 def import_files(
@@ -391,7 +421,7 @@ def _plan_source(conn, source: Source, paths: list[Path], home_root: Path, mappi
 def _stage_incoming(conn: duckdb.DuckDBPyConnection, frames: list[pl.DataFrame]) -> None:
     """``incoming``: every read row with its record id and content hash (computed by DuckDB's md5)."""
     columns = ["import_id", "source_system", *CANONICAL_FIELDS, EXTRA_FIELD, "source_file", "source_row",
-               KEY_COLUMN, "_content_text"]
+               KEY_COLUMN, "_content_text", "_version_text"]
     if frames:
         frame = pl.concat([f.select(columns) for f in frames], how="vertical")
     else:
@@ -399,10 +429,10 @@ def _stage_incoming(conn: duckdb.DuckDBPyConnection, frames: list[pl.DataFrame])
     conn.register("incoming_frame", frame.with_row_index("_order").to_arrow())
     conn.execute(f"""
         create or replace temp table incoming as
-        select * exclude (_content_text, {KEY_COLUMN}),
+        select * exclude (_content_text, _version_text, {KEY_COLUMN}),
                -- a keyed record is versioned when any of its values changes, unmapped columns included
-               md5(_content_text || case when {KEY_COLUMN} is not null then chr(31) || coalesce({EXTRA_FIELD}, '')
-                                         else '' end) as content_hash,
+               md5(_content_text || _version_text
+                   || case when {KEY_COLUMN} is not null then chr(31) || coalesce({EXTRA_FIELD}, '') else '' end) as content_hash,
                case when {KEY_COLUMN} is not null then md5(source_system || {_SEP} || 'key' || {_SEP} || {KEY_COLUMN})
                     else md5(source_system || {_SEP} || 'content' || {_SEP} || _content_text) end as record_id,
                {KEY_COLUMN} is not null as keyed
@@ -597,7 +627,13 @@ def _library_versions(library: Library) -> str:
 def working_copy_in_sync(conn: duckdb.DuckDBPyConnection, library: Library) -> bool:
     """Whether the working copy holds exactly the library's current records and imports (nothing was
     committed to the library since it was last brought up to date)."""
-    if not relation_exists(conn, WORKING_COPY_STATE) or not relation_exists(conn, LIBRARY_RECORDS):
+    if not all(relation_exists(conn, t) for t in (WORKING_COPY_STATE, LIBRARY_RECORDS, RETIRED_RECORDS)):
+        return False
+    # a working copy built by an older version of the product lacks a field added since: rebuild it
+    schema, table = LIBRARY_RECORDS.split(".")
+    columns = {r[0] for r in conn.execute("select column_name from duckdb_columns() "
+                                          "where schema_name = ? and table_name = ?", [schema, table]).fetchall()}
+    if not (set(RECORD_SCHEMA.names) - {"change"}) | {"first_import_id"} <= columns:
         return False
     row = conn.execute(f"select versions from {WORKING_COPY_STATE}").fetchone()
     return row is not None and row[0] == _library_versions(library)
@@ -617,17 +653,22 @@ def refresh_working_copy(conn: duckdb.DuckDBPyConnection, library: Library, chan
         conn.execute("begin transaction")
         if changes is not None:
             _record_pending(conn, changes)
-        # first_import_id: the import that first brought the record; a receipt tells rows that joined the
-        # library from rows it already had.
+        # first_import_id: the import that first brought the record (a retired record that came back
+        # included); a receipt tells rows that joined the library from rows it already had.
+        conn.execute("""create or replace temp table first_imports as
+                        select record_id, min(import_id) as first_import_id from (
+                            select record_id, import_id from lib_records
+                            union all select record_id, import_id from lib_import_rows where outcome = 'accepted')
+                        group by 1""")
         conn.execute(f"""create or replace table {LIBRARY_RECORDS} as
                          select c.*, f.first_import_id
                          from lib_current_records c
-                         join (select record_id, min(import_id) as first_import_id from (
-                                   select record_id, import_id from lib_records
-                                   union all select record_id, import_id from lib_import_rows where outcome = 'accepted')
-                               group by 1) f
-                           using (record_id)
+                         join first_imports f using (record_id)
                          order by record_id""")
+        conn.execute(f"""create or replace table {RETIRED_RECORDS} as
+                         select f.record_id, f.first_import_id from first_imports f
+                         anti join lib_current_records c using (record_id)""")
+        conn.execute("drop table first_imports")
         conn.execute(f"create or replace table {LIBRARY_IMPORTS} as select * from lib_imports order by import_id")
         _mark_in_sync(conn, library)
         conn.execute("commit")
@@ -650,13 +691,22 @@ def apply_to_working_copy(conn: duckdb.DuckDBPyConnection, library: Library, rec
         conn.execute("begin transaction")
         _record_pending(conn, changes)
         conn.execute(f"""create or replace temp table batch_first_imports as
-                         select b.record_id, least(min(b.import_id), min(w.first_import_id)) as first_import_id
-                         from batch_records b left join {LIBRARY_RECORDS} w using (record_id) group by 1""")
+                         select b.record_id,
+                                least(min(b.import_id), min(w.first_import_id), min(t.first_import_id)) as first_import_id
+                         from batch_records b
+                         left join {LIBRARY_RECORDS} w using (record_id)
+                         left join {RETIRED_RECORDS} t using (record_id)
+                         group by 1""")
         conn.execute(f"delete from {LIBRARY_RECORDS} where record_id in (select record_id from batch_records)")
         conn.execute(f"""insert into {LIBRARY_RECORDS} by name
                          select b.* exclude (change), f.first_import_id
                          from batch_records b join batch_first_imports f using (record_id)
                          where b.change <> 'retired'""")
+        conn.execute(f"delete from {RETIRED_RECORDS} where record_id in (select record_id from batch_records)")
+        conn.execute(f"""insert into {RETIRED_RECORDS}
+                         select f.record_id, f.first_import_id
+                         from batch_records b join batch_first_imports f using (record_id)
+                         where b.change = 'retired'""")
         conn.execute(f"insert into {LIBRARY_IMPORTS} by name select * from batch_imports")
         _mark_in_sync(conn, library)
         conn.execute("commit")

@@ -101,7 +101,12 @@ class Library:
         """A pyarrow dataset over the table (empty, with the schema, when nothing was written yet)."""
         if not self.exists(name):
             return pa.table({f.name: pa.array([], type=f.type) for f in TABLES[name]}, schema=TABLES[name])
-        return DeltaTable(str(self.table_path(name))).to_pyarrow_dataset()
+        table = DeltaTable(str(self.table_path(name)))
+        dataset = table.to_pyarrow_dataset()
+        missing = [f for f in TABLES[name] if f.name not in dataset.schema.names]
+        if missing:  # a column the product added since the table was last written (created_at): read as null
+            dataset = table.to_pyarrow_dataset(schema=pa.schema([*dataset.schema, *missing]))
+        return dataset
 
     def append(self, name: str, table: pa.Table) -> None:
         if table.num_rows == 0:

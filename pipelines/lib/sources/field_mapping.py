@@ -14,7 +14,7 @@ from ..paths import CONFIG_DIR
 CANONICAL_FIELDS: tuple[str, ...] = (
     "name", "mobile", "landline", "email", "wechat", "qq", "douyin", "kuaishou",
     "company", "job_title", "province", "city", "district", "address", "source", "owner",
-    "updated_at",
+    "updated_at", "created_at",
 )
 LINEAGE_FIELDS: tuple[str, ...] = ("source_system", "source_file", "source_row", "ingested_at")
 EXTRA_FIELD = "extra_attributes"
