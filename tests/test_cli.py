@@ -26,7 +26,7 @@ def test_parser_knows_the_commands():
     assert {"run", "ingest", "summary", "samples", "dedupe", "train", "decide"} <= set(build_parser()._subparsers._group_actions[0].choices)
 
 
-def test_run_prints_the_summary_and_masks_phones(tmp_path):
+def test_run_prints_the_summary(tmp_path):
     shutil.copytree(SAMPLES / "warehouse", tmp_path / "warehouse")
     shutil.copytree(SAMPLES / "inbox", tmp_path / "inbox")
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LEADFACTORY_HOME": str(tmp_path)}
@@ -40,10 +40,53 @@ def test_run_prints_the_summary_and_masks_phones(tmp_path):
     assert "inbox/展会线索.xlsx: 100 rows read = " in done.stdout and "_回执.xlsx" in done.stdout
     assert (tmp_path / "dagster_home" / "dagster.yaml").exists()  # the run is recorded in the home's instance
     assert any((tmp_path / "dagster_home").glob("storage/*"))
-    import re
 
+
+# A file whose rows go every way: a lead, a row whose only contacts are invalid (quarantined), rows that
+# cannot be a lead (an invalid mobile or e-mail as the only value; nothing at all).
+CONTACTS_FILE = (
+    "姓名,手机,邮箱\n"
+    "张三,1380013,zhang.san@example\n"   # row 2: a name, but no valid contact: not published
+    "李四,13912345678,lisi@qq.com\n"      # row 3: a lead
+    ",13800,\n"                           # row 4: only an invalid mobile
+    ",,wang@@qq\n"                        # row 5: only an invalid e-mail
+    "-,无,\n"                             # row 6: nothing but placeholders
+)
+FULL_CONTACTS = ("1380013", "zhang.san@example", "13912345678", "lisi@qq.com", "13800", "wang@@qq")
+
+
+@pytest.fixture(scope="module")
+def ingested(tmp_path_factory):
+    """`leadfactory ingest` of CONTACTS_FILE into a new home, as a user runs it (INFO logging)."""
+    root = tmp_path_factory.mktemp("contacts")
+    source = root / "联系人.csv"
+    source.write_text(CONTACTS_FILE, encoding="utf-8")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(root), "LEADFACTORY_HOME": str(root / "home")}
+    done = subprocess.run([LEADFACTORY, "ingest", str(source)], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return root / "home", done
+
+
+def test_ingest_logs_rejected_rows_with_their_contacts_masked(ingested):
+    """The run log says which rows were refused and what was wrong with their contacts, showing each value
+    masked, and never a whole phone number or e-mail address."""
+    _, done = ingested
     logged = done.stdout + done.stderr
-    assert not re.search(r"1[3-9]\d{9}", logged), "a full mobile number reached the log"
+    rejected = {line.split(" row ")[1].split()[0]: line for line in logged.splitlines() if " rejected: " in line}
+    assert set(rejected) == {"2", "4", "5", "6"}, logged[-3000:]
+    assert "「138**13」" in rejected["2"] and "「z***@example」" in rejected["2"]
+    assert "「*****」" in rejected["4"] and "「w***@@qq」" in rejected["5"]
+    for value in FULL_CONTACTS:
+        assert value not in logged, f"{value} reached the log"
+
+
+def test_a_rejection_names_the_field_it_concerns(ingested):
+    import duckdb
+
+    home, _ = ingested
+    with duckdb.connect(str(home / "leadfactory.duckdb"), read_only=True) as conn:
+        fields = dict(conn.execute("select source_row, field from marts.lead_rejections").fetchall())
+    assert fields == {4: "mobile", 5: "email", 6: None}
 
 
 def test_samples_if_absent_leaves_existing_files(tmp_path):

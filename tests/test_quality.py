@@ -51,7 +51,7 @@ def failures(result):
 
 @pytest.mark.parametrize(("defect_sql", "expectation", "rows"), [
     ("update marts.lead_records set mobile = '+861380013800' where record_id in (select record_id from marts.lead_records order by record_id limit 3)",
-     "mobiles in E.164 CN mobile form", 3),
+     "mobiles in E.164: a mainland mobile +861[3-9] and 9 digits, another region by its country code; never an extension", 3),
     ("update marts.lead_records set email = 'zhang@@qq' where record_id in (select record_id from marts.lead_records where email is not null order by record_id limit 2)",
      "e-mail syntax", 2),
     ("update marts.lead_records set province = '火星省' where record_id in (select record_id from marts.lead_records order by record_id limit 4)",
@@ -78,14 +78,81 @@ def test_rows_that_do_not_reconcile_fail_the_row_count(scratch):
     assert set(failed) == {"rows read = rows accepted + rows rejected"}
 
 
+REACHABLE = "every lead to publish has a reachable contact (valid mobile, e-mail, WeChat or QQ among its records' contacts)"
+PUBLISHABLE = "leads to publish = leads of the members with a valid mobile, e-mail, WeChat or QQ among their records' contacts"
+
+
 def test_an_unreachable_lead_that_escaped_quarantine_fails_the_golden_gate(scratch):
     (lead,), = scratch.execute("select lead_id from matching.leads_unreachable order by lead_id limit 1").fetchall()
     scratch.execute("delete from matching.leads_unreachable where lead_id = ?", [lead])
     failed = failures(validate_gate(scratch, "golden_leads"))
-    reachable = "every lead to publish has a reachable contact (valid mobile, e-mail, WeChat or QQ)"
-    assert set(failed) == {reachable}  # the count still reconciles: the lead moved, it was not lost
-    assert failed[reachable].unexpected_count == 1
-    assert failed[reachable].sample[0]["lead_id"] == lead
+    assert set(failed) == {REACHABLE, PUBLISHABLE}  # one lead too many to publish, and it has no contact
+    assert failed[REACHABLE].unexpected_count == 1
+    assert failed[REACHABLE].sample[0]["lead_id"] == lead
+
+
+def test_a_lead_given_a_contact_none_of_its_records_has_fails_the_golden_gate(scratch):
+    """Survivorship inventing a contact: the lead looks reachable by its own columns, and its records say
+    otherwise."""
+    (lead,), = scratch.execute("select lead_id from matching.leads_unreachable order by lead_id limit 1").fetchall()
+    scratch.execute("update matching.golden_leads set mobile = '+8613912345678', mobiles = ['+8613912345678'] "
+                    "where lead_id = ?", [lead])
+    scratch.execute("delete from matching.leads_unreachable where lead_id = ?", [lead])
+    failed = failures(validate_gate(scratch, "golden_leads"))
+    assert set(failed) == {REACHABLE, PUBLISHABLE}
+    assert failed[REACHABLE].sample[0]["lead_id"] == lead
+
+
+def test_a_reachable_lead_quarantined_fails_the_count_to_publish(scratch):
+    (lead,), = scratch.execute("select lead_id from matching.golden_leads where mobile is not null "
+                               "order by lead_id limit 1").fetchall()
+    scratch.execute("insert into matching.leads_unreachable by name select *, '无任何联系方式 (no contact at all)' as reason, "
+                    "[]::varchar[] as rows_to_fix from matching.golden_leads where lead_id = ?", [lead])
+    failed = failures(validate_gate(scratch, "golden_leads"))
+    assert set(failed) == {PUBLISHABLE}  # the lead is one too few to publish; the others are fine
+
+
+def test_publication_checks_pass_on_what_was_built(scratch):
+    from pipelines.lib.publish.publish import publish_leads
+
+    publication = publish_leads(scratch)
+    assert publication.row_counts["published.leads_clean"] > 0
+
+
+@pytest.mark.parametrize(("fault", "refusal"), [
+    # a lead published as reachable although none of its records has a valid contact
+    ("""update matching.golden_leads set mobile = '+8613912345678', mobiles = ['+8613912345678']
+        where lead_id = (select min(lead_id) from matching.leads_unreachable);
+        delete from matching.leads_unreachable where lead_id = (select min(lead_id) from matching.leads_unreachable)""",
+     "every published lead can be contacted"),
+    # a lead whose contacts survivorship lost, quarantined although its records can be reached
+    ("""create temp table victim as select min(lead_id) as lead_id from matching.golden_leads where mobile is not null;
+        update matching.golden_leads set mobile = null, mobiles = [], email = null, emails = [], wechat = null,
+            wechats = [], qq = null, qqs = [] where lead_id in (select lead_id from victim);
+        insert into matching.leads_unreachable by name
+        select *, '无任何联系方式 (no contact at all)' as reason, []::varchar[] as rows_to_fix from matching.golden_leads
+        where lead_id in (select lead_id from victim)""",
+     "every published lead can be contacted"),
+    # a lead of the members that survivorship lost
+    ("delete from matching.golden_leads where lead_id = (select max(lead_id) from matching.golden_leads where mobile is not null)",
+     "every lead of the members is published once"),
+    # a lead built from other records than its members
+    ("update matching.golden_leads set record_count = record_count + 1 where lead_id = (select min(lead_id) from matching.golden_leads)",
+     "every lead of the members is published once"),
+])
+def test_publication_checks_refuse_real_faults(scratch, fault, refusal):
+    """Each check compares the tables about to be published with another source (the members, the
+    records' contacts), so a fault in how the lead tables were built is refused and nothing is published."""
+    from pipelines.lib.publish.publish import PublishError, publish_leads
+
+    before = scratch.execute("select count(*), max(publication_id) from published.publications").fetchone()
+    leads = scratch.execute("select lead_id from published.leads_clean order by lead_id").fetchall()
+    for statement in fault.split(";"):
+        scratch.execute(statement)
+    with pytest.raises(PublishError, match=f"refused to publish: {refusal}"):
+        publish_leads(scratch)
+    assert scratch.execute("select count(*), max(publication_id) from published.publications").fetchone() == before
+    assert scratch.execute("select lead_id from published.leads_clean order by lead_id").fetchall() == leads
 
 
 def test_samples_are_masked(scratch):

@@ -17,7 +17,17 @@ LEAD_REVIEW_QUEUE = f"{PUBLISHED_SCHEMA}.lead_review_queue"
 LEADS_UNREACHABLE = f"{PUBLISHED_SCHEMA}.leads_unreachable"
 # A lead is reachable through any valid one of these; the rest of its fields cannot make up for none.
 REACHABLE = "(mobile is not null or email is not null or wechat is not null or qq is not null)"
+REACHABLE_FIELDS = ("mobile", "email", "wechat", "qq")
 LEAD_RECORDS = "marts.lead_records"
+# Every contact value of every record as standardisation judged it: reachability is checked against this,
+# not against the lead columns it is meant to check.
+RECORD_CONTACTS = "intermediate.int_lead_contacts"
+
+
+def reachable_records_sql() -> str:
+    """Record ids with at least one valid mobile, e-mail, WeChat or QQ, from the contacts table."""
+    fields = ", ".join(f"'{f}'" for f in REACHABLE_FIELDS)
+    return f"select distinct record_id from {RECORD_CONTACTS} where status = 'valid' and field in ({fields})"
 
 
 class PublishError(RuntimeError):
@@ -142,14 +152,40 @@ def publish_leads(conn: duckdb.DuckDBPyConnection, incremental: bool = False) ->
             # a full build is what later incremental runs build on, with these rules
             *([] if incremental else record_rules_sql(rules_fingerprint())),
         ],
-        checks=[
-            ("every accepted record belongs to exactly one lead",
-             f"select (select count(*) from {LEAD_MEMBERS}) = (select count(*) from {LEAD_RECORDS}) "
-             f"and (select count(distinct record_id) from {LEAD_MEMBERS}) = (select count(*) from {LEAD_RECORDS})"),
-            ("every lead has members and is published as reachable or quarantined as unreachable",
-             f"select (select count(distinct lead_id) from {LEAD_MEMBERS}) = "
-             f"(select count(*) from {LEADS_CLEAN}) + (select count(*) from {LEADS_UNREACHABLE})"),
-            ("lead ids are unique", f"select count(distinct lead_id) = count(*) from {LEADS_CLEAN}"),
-            ("every published lead can be contacted", f"select count(*) filter (where not {REACHABLE}) = 0 from {LEADS_CLEAN}"),
-        ],
+        checks=publication_checks(f"select lead_id from {GOLDEN_LEADS} union select lead_id from {UNREACHABLE}"),
     )
+
+
+def publication_checks(built_leads: str) -> list[tuple[str, str]]:
+    """What must hold of the tables about to be published, each checked against another source than the
+    one the tables were built from: the records standardised, the leads of the published members, and
+    reachability recomputed from the contacts table (not from the lead columns it would vouch for).
+    ``built_leads``: a query of the leads this build made (every lead after a full build); reachability is
+    checked for those, the others were checked when they were published."""
+    reachable = reachable_records_sql()
+    return [
+        ("every accepted record belongs to exactly one lead",
+         f"select (select count(*) from {LEAD_MEMBERS}) = (select count(*) from {LEAD_RECORDS}) "
+         f"and (select count(distinct record_id) from {LEAD_MEMBERS}) = (select count(*) from {LEAD_RECORDS})"),
+        # the leads of the members, each published once (reachable or quarantined) with as many records
+        # as it has members; and no published lead without members
+        ("every lead of the members is published once, as reachable or quarantined, with its members' count",
+         f"""with published as (
+                 select lead_id, record_count from {LEADS_CLEAN}
+                 union all select lead_id, record_count from {LEADS_UNREACHABLE}),
+             members as (select lead_id, count(*) as records from {LEAD_MEMBERS} group by lead_id)
+             select (select count(*) from published) = (select count(distinct lead_id) from published)
+                and not exists (select 1 from published p full join members m using (lead_id)
+                                where p.lead_id is null or m.lead_id is null or p.record_count <> m.records)"""),
+        ("lead ids are unique", f"select count(distinct lead_id) = count(*) from {LEADS_CLEAN}"),
+        # a lead can be contacted when one of its records has a valid mobile, e-mail, WeChat or QQ
+        ("every published lead can be contacted and every quarantined one cannot (by its records' contacts)",
+         f"""with built as ({built_leads}),
+             reachable_leads as (
+                 select distinct m.lead_id from {LEAD_MEMBERS} m
+                 where m.lead_id in (select lead_id from built) and m.record_id in ({reachable}))
+             select not exists (select 1 from {LEADS_CLEAN} where lead_id in (select lead_id from built)
+                                and lead_id not in (select lead_id from reachable_leads))
+                and not exists (select 1 from {LEADS_UNREACHABLE}
+                                where lead_id in (select lead_id from reachable_leads))"""),
+    ]

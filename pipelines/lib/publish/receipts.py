@@ -24,8 +24,12 @@ import xlsxwriter
 
 from ..identity.ingest import LIBRARY_IMPORTS, LIBRARY_RECORDS
 from ..identity.library import RECEIPT_SCHEMA, Library
+from ..quality.masking import CONTACT_FIELDS, mask_contact
 
 log = logging.getLogger(__name__)
+
+# The run log names a file's first rejected rows and why, contacts masked; the receipt has them all, in full.
+LOGGED_REJECTIONS = 20
 
 
 OUTCOMES = {
@@ -251,7 +255,32 @@ def write_receipt(conn: duckdb.DuckDBPyConnection, imp: dict, outbox: Path) -> R
             _write_sheet(workbook, "跳过 Skipped", skipped, header)
     workbook.close()
     tmp.replace(path)  # a reader never sees half a receipt
+    if status == "imported":
+        log_rejected_rows(conn, imp["file_name"], outcomes)
     return summary
+
+
+def log_rejected_rows(conn: duckdb.DuckDBPyConnection, file_name: str, outcomes: pl.DataFrame) -> None:
+    """Log a file's first rejected rows at INFO: row, reason and each field's problem with the value as
+    the file had it, masked (138******00, z***@qq.com): the log is no place for personal data."""
+    rejected = outcomes.filter(pl.col("outcome") == "rejected")
+    if not rejected.height:
+        return
+    shown = rejected.head(LOGGED_REJECTIONS)
+    ids = [r for r in shown["record_id"].to_list() if r is not None]
+    problems: dict[str, list[str]] = {}
+    if ids:
+        for record_id, field, issue, raw_value in conn.execute(
+                "select record_id, field, issue, raw_value from marts.lead_field_issues "
+                "where record_id in (select unnest($1::varchar[])) order by record_id, field, raw_value", [ids]).fetchall():
+            value = f" 「{mask_contact(field, raw_value)}」" if raw_value is not None and field in CONTACT_FIELDS else ""
+            problems.setdefault(record_id, []).append(f"{field}: {issue}{value}")
+    for row in shown.iter_rows(named=True):
+        detail = "; ".join(problems.get(row["record_id"], []))
+        log.info("%s row %s rejected: %s%s", file_name, row["source_row"], row["reason"] or "",
+                 f" [{detail}]" if detail else "")
+    if rejected.height > shown.height:
+        log.info("%s: %d more rejected rows, listed in the receipt", file_name, rejected.height - shown.height)
 
 
 def pending_receipts(conn: duckdb.DuckDBPyConnection, import_ids: list[int] | None = None) -> list[dict]:

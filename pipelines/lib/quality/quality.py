@@ -19,12 +19,14 @@ import duckdb
 from ..sources.field_mapping import ConfigError
 from .masking import mask_contact
 from ..paths import PROJECT_DIR
+from ..publish.publish import REACHABLE_FIELDS, RECORD_CONTACTS, reachable_records_sql
 
 log = logging.getLogger(__name__)
 
 EXPECTATIONS_DIR = PROJECT_DIR / "expectations"
 EXPECTATIONS_ENV = "LEADFACTORY_EXPECTATIONS_DIR"  # another folder of suites, e.g. a stricter one
 SAMPLE_ROWS = 5
+_REACHABLE_FIELDS = ", ".join(f"'{f}'" for f in REACHABLE_FIELDS)
 
 # What each suite validates: the query (its columns are what the suite names) and the queries of the
 # parameters the suite refers to as {"$PARAMETER": ...}.
@@ -47,14 +49,25 @@ GATES: dict[str, dict[str, Any]] = {
           - (select count(*) from marts.lead_rejections where record_id in (select record_id from raw.pending_changes))"""},
     },
     # matching.* holds every lead after a full build and only the rebuilt ones after an incremental one.
+    # Reachability and the count of leads to publish come from the records' contacts as standardisation
+    # judged them (intermediate.int_lead_contacts), not from the lead columns and the quarantine that
+    # were derived from each other: a lead built with a contact none of its records has, a reachable lead
+    # quarantined or an unreachable one let through fails here.
     "golden_leads": {
-        "query": """select lead_id, mobile, email, wechat, qq, province, city,
-                           lower(name) as name_lower, lower(company) as company_lower,
-                           len(mobiles) + len(emails) + len(wechats) + len(qqs) as reachable_contacts
-                    from matching.golden_leads
-                    where lead_id not in (select lead_id from matching.leads_unreachable)""",
-        "parameters": {"publishable_leads": """select (select count(distinct lead_id) from matching.lead_members)
-                                       - (select count(*) from matching.leads_unreachable)"""},
+        "query": f"""with reachable_contacts as (
+                         select m.lead_id, count(distinct c.field || ':' || c.value) as contacts
+                         from matching.lead_members m
+                         join {RECORD_CONTACTS} c using (record_id)
+                         where c.status = 'valid' and c.field in ({_REACHABLE_FIELDS})
+                         group by m.lead_id)
+                     select g.lead_id, g.mobile, g.email, g.wechat, g.qq, g.province, g.city,
+                            lower(g.name) as name_lower, lower(g.company) as company_lower,
+                            coalesce(r.contacts, 0) as reachable_contacts
+                     from matching.golden_leads g
+                     left join reachable_contacts r using (lead_id)
+                     where g.lead_id not in (select lead_id from matching.leads_unreachable)""",
+        "parameters": {"publishable_leads": f"""select count(distinct lead_id) from matching.lead_members
+                                        where record_id in ({reachable_records_sql()})"""},
     },
 }
 
