@@ -42,6 +42,23 @@ def test_run_prints_the_summary(tmp_path):
     assert any((tmp_path / "dagster_home").glob("storage/*"))
 
 
+
+def test_train_standardises_and_gates_the_library_then_refuses_one_too_small(tmp_path):
+    """Every step before training runs (import, dbt, the standardised records' gate); 400 records are too
+    few to train on, which the command says plainly, leaving the committed model as it is."""
+    from pipelines.lib.matching.match_config import load_match_config
+
+    model = load_match_config().model_path
+    before = model.read_bytes()
+    shutil.copytree(SAMPLES / "warehouse", tmp_path / "warehouse")
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LEADFACTORY_HOME": str(tmp_path)}
+    done = subprocess.run([LEADFACTORY, "train"], capture_output=True, text=True, env=env, timeout=300)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert "records are too few to train a matching model" in output, output[-3000:]
+    assert "FAILED at matching__match_model" in output, output[-3000:]  # the gate before it passed
+    assert model.read_bytes() == before
+
 # A file whose rows go every way: a lead, a row whose only contacts are invalid (quarantined), rows that
 # cannot be a lead (an invalid mobile or e-mail as the only value; nothing at all).
 CONTACTS_FILE = (

@@ -30,7 +30,8 @@ inbox_import_job = dg.define_asset_job(
 
 training_job = dg.define_asset_job(
     "training_job",
-    selection=TRAINING.upstream().required_multi_asset_neighbors(),
+    # the standardised records' quality gate counts rejections too: train only on records that passed it
+    selection=(TRAINING.upstream() | dg.AssetSelection.assets(["marts", "lead_rejections"])).required_multi_asset_neighbors(),
     executor_def=dg.in_process_executor,
     description="Standardise, then retrain the Splink model and rewrite pipelines/config/match_model.json.",
 )
