@@ -111,3 +111,40 @@ def test_correction_rules_are_validated_with_errors_that_name_the_entry(tmp_path
         bad.write_text("version: 1\n" + body + "\n", encoding="utf-8")
         with pytest.raises(ConfigError, match=re.escape(message)):
             load_correction_rules(bad)
+
+
+def test_the_holding_correction_does_not_depend_on_arrival_order():
+    """A manual edit beats an event whatever their times; within a level the later occurred_at wins."""
+    import random
+
+    import duckdb
+
+    from pipelines.lib.corrections.precedence import check_levels, holding_corrections_sql, superseded_corrections_sql
+
+    corrections = [
+        ("c1", "L1", "mobile", "+8613900000001", "event", "2026-11-20 10:00:00"),
+        ("c2", "L1", "mobile", "+8613900000002", "event", "2026-11-21 10:00:00"),        # later event
+        ("c3", "L1", "company", "甲公司", "manual_edit", "2026-11-01 09:00:00"),          # an old edit ...
+        ("c4", "L1", "company", "乙公司", "event", "2026-11-22 09:00:00"),                # ... beats a newer event
+        ("c5", "L2", "owner", "王五", "event", "2026-11-22 09:00:00"),
+        ("c6", "L2", "owner", "赵六", "event", "2026-11-22 09:00:00"),                    # same time: larger id
+    ]
+    expected = {("L1", "mobile"): ("+8613900000002", "c2"), ("L1", "company"): ("甲公司", "c3"),
+                ("L2", "owner"): ("赵六", "c6")}
+    for seed in range(5):
+        arrived = corrections[:]
+        random.Random(seed).shuffle(arrived)
+        with duckdb.connect() as conn:
+            conn.execute("create table c (correction_id varchar, lead_id varchar, field varchar, value varchar, "
+                         "level varchar, occurred_at timestamp)")
+            conn.executemany("insert into c values (?, ?, ?, ?, ?, ?)", arrived)
+            check_levels(conn, "c")
+            held = {(lead, field): (value, cid) for lead, field, value, cid
+                    in conn.execute(holding_corrections_sql("c")).fetchall()}
+            superseded = dict(conn.execute(superseded_corrections_sql("c")).fetchall())
+        assert held == expected
+        assert superseded == {"c1": "c2", "c4": "c3", "c5": "c6"}
+    with duckdb.connect() as conn:
+        conn.execute("create table c as select 'x' as level")
+        with pytest.raises(ValueError, match="unknown correction levels"):
+            check_levels(conn, "c")
