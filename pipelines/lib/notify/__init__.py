@@ -1,0 +1,1 @@
+"""Notifications to sales when a published lead changes (webhooks)."""
