@@ -1,0 +1,1 @@
+"""History and versions of the published leads."""
