@@ -33,3 +33,36 @@ def test_each_publication_is_a_numbered_version_that_later_ones_never_change(tmp
     assert DeltaTable(str(tmp_path / "versions" / "leads_clean")).version() == two.tables["leads_clean"]["delta_version"]
     with pytest.raises(KeyError, match="version 7 does not exist"):
         versions.read("leads_clean", 7)
+
+
+def test_history_is_appended_only_and_tells_a_lead_story_newest_first_with_contacts_masked(tmp_path):
+    from datetime import datetime, timezone
+
+    from pipelines.lib.history.history import HISTORY_SCHEMA, LeadHistory, render_story
+
+    history = LeadHistory(tmp_path / "library")
+
+    def change(field, old, new, cause, cause_id, at, actor=None):
+        return {"lead_id": "L1", "field": field, "old_value": old, "new_value": new, "cause": cause,
+                "cause_id": cause_id, "rule": None, "actor": actor, "version": 1,
+                "changed_at": datetime(2026, 11, at, 10, 0, tzinfo=timezone.utc)}
+
+    history.append(pa.Table.from_pylist([change("mobile", None, "+8613800000001", "import", "run-1", 20)], HISTORY_SCHEMA))
+    history.append(pa.Table.from_pylist([
+        change("mobile", "+8613800000001", "+8613900000002", "event", "e-7", 22, "app"),
+        change("owner", "张三", "王五", "manual_edit", "edit-1", 23, "李娜")], HISTORY_SCHEMA))
+    with pytest.raises(ValueError, match="unknown causes"):
+        history.append(pa.Table.from_pylist([change("owner", "a", "b", "guess", "x", 24)], HISTORY_SCHEMA))
+    story = history.story("L1")
+    assert [(r["field"], r["cause"]) for r in story] == [("owner", "manual_edit"), ("mobile", "event"), ("mobile", "import")]
+    text = render_story("L1", story)
+    assert text.splitlines()[1].strip().startswith("2026-11-23 10:00  负责人 owner: 张三 → 王五  (人工修改 manual edit edit-1, 李娜)")
+    assert "+8613900000002" not in text and "+86139******02" in text  # masked, as everywhere
+    assert "+8613900000002" in render_story("L1", story, mask=False)
+    # append-only: every commit of the table is an append, and each version holds all of the one before
+    table = DeltaTable(str(tmp_path / "library" / "lead_history"))
+    assert {c["operation"] for c in table.history()} <= {"CREATE TABLE", "WRITE"}
+    assert all(c.get("operationParameters", {}).get("mode", "Append") == "Append" for c in table.history())
+    sizes = [DeltaTable(str(tmp_path / "library" / "lead_history"), version=v).to_pyarrow_table().num_rows
+             for v in range(table.version() + 1)]
+    assert sizes == sorted(sizes) and sizes[-1] == 3

@@ -18,6 +18,8 @@ import duckdb
 import pyarrow as pa
 from deltalake import DeltaTable, write_deltalake
 
+from .history import field_changes_sql
+
 VERSIONS_DIR = "versions"
 LOG_TABLE = "log"
 LOG_SCHEMA = pa.schema([
@@ -95,9 +97,6 @@ class Versions:
                 f"select {key} from before_rows anti join after_rows using ({key}) order by 1").fetchall()]
             changed = []
             if fields:
-                unpivot = " union all ".join(
-                    f"select {key}, '{f}' as field, b.{f}::varchar as old, a.{f}::varchar as new "
-                    f"from before_rows b join after_rows a using ({key}) where b.{f} is distinct from a.{f}"
-                    for f in fields)
-                changed = conn.execute(f"select * from ({unpivot}) order by 1, 2").fetchall()
+                changes = field_changes_sql("before_rows", "after_rows", key, fields)
+                changed = conn.execute(f"select * from ({changes}) order by 1, 2").fetchall()
         return {"added": added, "removed": removed, "changed": changed}
