@@ -8,10 +8,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..paths import CONFIG_DIR
-from ..sources.field_mapping import ConfigError
+from ..sources.field_mapping import ConfigError, read_config_yaml
 
 DEFAULT_CORRECTIONS_CONFIG = CONFIG_DIR / "corrections.yaml"
 
@@ -104,10 +102,7 @@ def _rule(name: str, doc: Any, path: Path) -> EventRule:
 
 @lru_cache(maxsize=8)
 def _load(path: Path) -> CorrectionRules:
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read correction rules: {exc}") from exc
+    doc = read_config_yaml(path, "correction rules")
     if not isinstance(doc, dict) or not isinstance(doc.get("event_types"), dict) or not doc["event_types"]:
         raise ConfigError(f"{path}: expected a mapping with event_types")
     if doc.get("version") != 1:

@@ -7,9 +7,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
-
-from ..sources.field_mapping import ConfigError
+from ..sources.field_mapping import ConfigError, read_config_yaml
 from ..paths import CONFIG_DIR
 
 DEFAULT_MATCHING_CONFIG = CONFIG_DIR / "matching.yaml"
@@ -49,10 +47,7 @@ def load_match_config(path: Path | None = None) -> MatchConfig:
 
 @lru_cache(maxsize=8)
 def _load_match_config(path: Path) -> MatchConfig:
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read matching config: {exc}") from exc
+    doc = read_config_yaml(path, "matching config")
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: expected a mapping")
     auto_merge = _number(doc, "thresholds.auto_merge", path, float, 0.5, 1.0)

@@ -25,6 +25,14 @@ class ConfigError(ValueError):
     """A config file is malformed; the message names the file and the entry."""
 
 
+def read_config_yaml(path: Path, what: str):
+    """A config file's YAML document, or a ConfigError naming the file and what it is."""
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"{path}: cannot read {what}: {exc}") from exc
+
+
 _NOTE = re.compile(r"[(\[（【].*?[)\]）】]\s*$")
 _SEPARATORS = re.compile(r"[\s_\-:：*]+")
 
@@ -67,10 +75,7 @@ class FieldMapping:
 @lru_cache(maxsize=8)
 def load_field_mapping(path: Path = DEFAULT_CONFIG) -> FieldMapping:
     """Load and validate the synonyms file; errors name the file and the offending entry."""
-    try:
-        doc = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read field synonyms: {exc}") from exc
+    doc = read_config_yaml(path, "field synonyms")
     if not isinstance(doc, dict) or not isinstance(doc.get("fields"), dict):
         raise ConfigError(f"{path}: expected a mapping with a 'fields' section")
     synonyms: dict[str, str] = {}

@@ -8,9 +8,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
-
-from .field_mapping import ConfigError
+from .field_mapping import ConfigError, read_config_yaml
 from ..paths import CONFIG_DIR
 
 DEFAULT_SOURCES_CONFIG = CONFIG_DIR / "sources.yaml"
@@ -51,10 +49,7 @@ def load_sources(path: Path | None = None) -> tuple[Source, ...]:
 
 @lru_cache(maxsize=8)
 def _load_sources(path: Path) -> tuple[Source, ...]:
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise ConfigError(f"{path}: cannot read the sources config: {exc}") from exc
+    doc = read_config_yaml(path, "the sources config")
     entries = doc.get("sources") if isinstance(doc, dict) else None
     if not isinstance(entries, list) or not entries:
         raise ConfigError(f"{path}: expected a 'sources' list with at least one source")
