@@ -20,6 +20,8 @@ A field module provides:
 
 from __future__ import annotations
 
+import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -30,3 +32,19 @@ class Case:
     meant: object           # what the person meant (the generator's truth), shown in reports
     expected: object        # the oracle's verdict, in the same shape as product()'s
     kind: str = ""          # the generator's name for the messy form, for per-kind figures
+
+
+def weighted_cases(field: str, seed: int, n: int, kinds: list[tuple[Callable, float]],
+                   case_of: Callable[[object, object], tuple[dict, object]]) -> list[Case]:
+    """``n`` cases, each of a kind drawn by weight; a kind makes (meant, what it wrote) from the random
+    generator, and ``case_of`` turns that into the row's cells and the oracle's verdict."""
+    rng = random.Random(seed)
+    functions, weights = zip(*kinds)
+    out = []
+    for i in range(n):
+        kind = rng.choices(functions, weights)[0]
+        meant, written = kind(rng)
+        cells, expected = case_of(meant, written)
+        out.append(Case(case_id=f"{field}-{i:05d}", cells=cells, meant=meant, expected=expected,
+                        kind=kind.__name__.lstrip("_")))
+    return out

@@ -20,7 +20,7 @@ import email_validator
 import idna
 from email_validator import EmailNotValidError, validate_email
 
-from tests.reference import Case
+from tests.reference import Case, weighted_cases
 
 FIELD = "emails"
 ORACLE = f"email-validator {email_validator.__version__}"
@@ -281,15 +281,7 @@ KINDS = [
 
 
 def cases(seed: int, n: int) -> list[Case]:
-    rng = random.Random(seed)
-    kinds, weights = zip(*KINDS)
-    out = []
-    for i in range(n):
-        kind = rng.choices(kinds, weights)[0]
-        meant, cell = kind(rng)
-        out.append(Case(case_id=f"emails-{i:05d}", cells={HEADER: cell}, meant=meant,
-                        expected=_expected(meant), kind=kind.__name__.lstrip("_")))
-    return out
+    return weighted_cases("emails", seed, n, KINDS, lambda meant, cell: ({HEADER: cell}, _expected(meant)))
 
 
 # --- the product ---------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # cpca imports pkg_resources, which warns
     import cpca
 
-from tests.reference import Case
+from tests.reference import Case, weighted_cases
 
 FIELD = "places"
 ORACLE = f"cpca {cpca.__version__}"
@@ -307,15 +307,7 @@ KINDS = [
 
 
 def cases(seed: int, n: int) -> list[Case]:
-    rng = random.Random(seed)
-    kinds, weights = zip(*KINDS)
-    out = []
-    for i in range(n):
-        kind = rng.choices(kinds, weights)[0]
-        meant, cells = kind(rng)
-        out.append(Case(case_id=f"places-{i:05d}", cells=cells, meant=meant, expected=oracle(cells),
-                        kind=kind.__name__.lstrip("_")))
-    return out
+    return weighted_cases("places", seed, n, KINDS, lambda meant, cells: (cells, oracle(cells)))
 
 
 # --- the product ---------------------------------------------------------------------------------------
