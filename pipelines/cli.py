@@ -271,6 +271,44 @@ def cmd_summary(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_versions(args: argparse.Namespace) -> int:
+    """Every published version, newest first; reads the versions, never the working DuckDB file."""
+    from pipelines.lib.history.versions import Versions
+
+    versions = Versions(_home(args).versions_dir).list()
+    if not versions:
+        print("尚未发布任何版本 (nothing published yet)")
+        return 0
+    print(f"{'version':>7}  {'published at (UTC)':19}  {'leads':>9}  {'unreachable':>11}  {'members':>9}  cause")
+    for v in reversed(versions):
+        rows = {name: t["rows"] for name, t in v.tables.items()}
+        print(f"{v.version:>7}  {v.published_at:%Y-%m-%d %H:%M:%S}  {rows.get('leads_clean', 0):>9,}  "
+              f"{rows.get('leads_unreachable', 0):>11,}  {rows.get('lead_members', 0):>9,}  {v.cause} {v.cause_id or ''}")
+    return 0
+
+
+def cmd_diff(args: argparse.Namespace) -> int:
+    """Leads added, removed and changed field by field between two versions."""
+    from pipelines.lib.history.versions import Versions
+    from pipelines.lib.quality.masking import mask_contact
+
+    versions = Versions(_home(args).versions_dir)
+    try:
+        diff = versions.diff("leads_clean", args.old, args.new)
+    except KeyError as exc:
+        print(exc.args[0], file=sys.stderr)
+        return 2
+    print(f"version {args.old} -> {args.new}: {len(diff['added']):,} leads added, {len(diff['removed']):,} removed, "
+          f"{len({c[0] for c in diff['changed']}):,} changed")
+    for lead in diff["added"][: args.limit]:
+        print(f"  + {lead}")
+    for lead in diff["removed"][: args.limit]:
+        print(f"  - {lead}")
+    for lead, field, old, new in diff["changed"][: args.limit]:
+        print(f"  ~ {lead} {field}: {mask_contact(field, old)} -> {mask_contact(field, new)}")
+    return 0
+
+
 def cmd_samples(args: argparse.Namespace) -> int:
     from pipelines.lib.sources.sample_data import generate_leads, write_sample_files
 
@@ -355,6 +393,18 @@ def build_parser() -> argparse.ArgumentParser:
     summary = sub.add_parser("summary", help="print the summary of the last run on the home",
                              description="Row counts of the last run: read, rejected, standardised, published.")
     summary.set_defaults(func=cmd_summary)
+
+    versions = sub.add_parser("versions", help="list the published versions, newest first",
+                              description="Every publication is a numbered, immutable version (Delta tables under "
+                                          "<home>/versions); this lists them without opening the working DuckDB file.")
+    versions.set_defaults(func=cmd_versions)
+
+    diff = sub.add_parser("diff", help="leads added, removed and changed field by field between two versions",
+                          description="Compare two published versions of leads_clean (contacts masked).")
+    diff.add_argument("old", type=int, help="the earlier version")
+    diff.add_argument("new", type=int, help="the later version")
+    diff.add_argument("--limit", type=int, default=50, help="at most this many lines of each kind (default 50)")
+    diff.set_defaults(func=cmd_diff)
 
     samples = sub.add_parser("samples", help="generate realistic Chinese sample leads with known duplicates",
                              description="Write sample lead files (Parquet, GBK CSV, Excel with Chinese headers) and "

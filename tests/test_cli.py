@@ -40,6 +40,23 @@ def test_run_prints_the_summary(tmp_path):
     assert "inbox/展会线索.xlsx: 100 rows read = " in done.stdout and "_回执.xlsx" in done.stdout
     assert (tmp_path / "dagster_home" / "dagster.yaml").exists()  # the run is recorded in the home's instance
     assert any((tmp_path / "dagster_home").glob("storage/*"))
+    # the publication is version 1; an import of two new people is version 2, and diff names them
+    listed = subprocess.run([LEADFACTORY, "versions"], capture_output=True, text=True, env=env, timeout=120)
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    version_1 = [line.split() for line in listed.stdout.splitlines()[1:]]
+    assert len(version_1) == 1 and version_1[0][0] == "1"
+    assert version_1[0][3] == lines["leads published"].split()[2]  # the same leads as the summary says
+    new_people = tmp_path / "new.csv"
+    new_people.write_text("姓名,手机\n欧阳震华,13912345601\n司马相如,13712345602\n", encoding="utf-8")
+    ingested = subprocess.run([LEADFACTORY, "ingest", str(new_people)], capture_output=True, text=True, env=env, timeout=300)
+    assert ingested.returncode == 0, ingested.stderr[-3000:]
+    listed = subprocess.run([LEADFACTORY, "versions"], capture_output=True, text=True, env=env, timeout=120)
+    assert [line.split()[0] for line in listed.stdout.splitlines()[1:]] == ["2", "1"]
+    diff = subprocess.run([LEADFACTORY, "diff", "1", "2"], capture_output=True, text=True, env=env, timeout=120)
+    assert diff.returncode == 0, diff.stderr[-3000:]
+    assert diff.stdout.startswith("version 1 -> 2: 2 leads added, 0 removed"), diff.stdout
+    assert "13912345601" not in diff.stdout  # contacts masked
+    assert subprocess.run([LEADFACTORY, "diff", "1", "9"], capture_output=True, text=True, env=env).returncode == 2
 
 
 

@@ -65,6 +65,11 @@ class LeadHome:
         return self.root / "dagster_home"
 
     @property
+    def versions_dir(self) -> Path:
+        """Every publication as a numbered version (Delta): what the CRM and read-only commands read."""
+        return self.root / "versions"
+
+    @property
     def dbt_runs_dir(self) -> Path:
         """dbt's per-run target folders (manifest, run results, compiled SQL), newest kept."""
         return self.root / "dbt_runs"

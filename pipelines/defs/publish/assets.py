@@ -7,6 +7,7 @@ from pipelines.lib.quality.profiling import profile_relation
 from pipelines.lib.quality.quality import write_quality_report
 from pipelines.lib.publish.publish import LEAD_MEMBERS, LEAD_REVIEW_QUEUE, LEADS_CLEAN, LEADS_UNREACHABLE, publish_leads
 from pipelines.lib.identity.library import library_of
+from pipelines.lib.history.versions import Versions
 from pipelines.lib.publish.receipts import write_receipts
 from pipelines.lib.quality.summary import run_summary
 from pipelines.lib.refresh import refresh_plan
@@ -34,6 +35,14 @@ def published_leads(context: dg.AssetExecutionContext, lead_home: LeadHomeResour
     with home.connect() as conn:
         plan = refresh_plan(conn, context.run.run_id, context.run.root_run_id)
         publication = publish_leads(conn, incremental=plan.incremental)
+        # The published tables as the next numbered version, readable without this DuckDB file. Written after
+        # the DuckDB commit: a crash in between leaves the version to the next publication, which writes the
+        # tables whole.
+        version = Versions(home.versions_dir).publish(
+            {table.split(".")[1]: conn.table(table).to_arrow_table()
+             for table in (LEADS_CLEAN, LEADS_UNREACHABLE, LEAD_MEMBERS, LEAD_REVIEW_QUEUE)},
+            cause=f"{'incremental' if plan.incremental else 'full'} run", cause_id=context.run.run_id)
+        context.log.info(f"published version {version.version}")
         summary = run_summary(conn)
         if not summary.reconciles:
             context.log.warning(f"row counts do not reconcile: {summary.as_dict()}")
@@ -42,7 +51,8 @@ def published_leads(context: dg.AssetExecutionContext, lead_home: LeadHomeResour
         report, quality = write_quality_report(conn, home.root) if not plan.incremental else (None, {})
         for name in PUBLISHED:
             relation = f"published.{name}"
-            metadata = {"publication_id": publication.publication_id, "refresh": plan.describe()}
+            metadata = {"publication_id": publication.publication_id, "version": version.version,
+                        "refresh": plan.describe()}
             if relation in (LEADS_CLEAN, LEADS_UNREACHABLE, LEAD_MEMBERS, LEAD_REVIEW_QUEUE) and not plan.incremental:
                 metadata.update(profile_relation(conn, relation))
             else:
