@@ -309,6 +309,113 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
+def _correction_report(result) -> str | None:
+    for event in result.get_asset_materialization_events():
+        report = event.materialization.metadata.get("report")
+        if report is not None:
+            return report.value
+    return None
+
+
+def cmd_events_apply(args: argparse.Namespace) -> int:
+    """The pending event lines, once, exactly as the events sensor's job applies them."""
+    home, result = _execute_job(args, "correction_job")
+    report = _correction_report(result)
+    if report:
+        print(report)
+    return _report(result)
+
+
+def _parse_edit(assignments: list[str]) -> dict:
+    fields = {}
+    for assignment in assignments:
+        name, sep, value = assignment.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"{assignment!r}: expected field=value, e.g. mobile=13800138000")
+        name = name.strip()
+        if name == "do_not_contact":
+            lowered = value.strip().lower()
+            if lowered not in ("true", "false", "yes", "no", "1", "0", "是", "否"):
+                raise ValueError(f"do_not_contact: expected true or false, got {value!r}")
+            fields[name] = lowered in ("true", "yes", "1", "是")
+        else:
+            fields[name] = value
+    return fields
+
+
+def cmd_edit(args: argparse.Namespace) -> int:
+    """A specialist's edit of one lead, as an event of type manual_edit through the correction job."""
+    import json
+    import uuid
+    from datetime import datetime, timezone
+
+    from pipelines.lib.corrections.apply import events_dir_of
+    from pipelines.lib.corrections.events import DeadLetter, judge_line
+    from pipelines.lib.corrections.rules import MANUAL_EDIT, load_correction_rules
+    from pipelines.lib.identity.library import library_of
+
+    home = _home(args)
+    try:
+        payload = _parse_edit(args.assignments)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    event_id = f"edit-{datetime.now(timezone.utc):%Y%m%d%H%M%S}-{uuid.uuid4().hex[:8]}"
+    doc = {"event_id": event_id, "type": MANUAL_EDIT, "occurred_at": datetime.now(timezone.utc).isoformat(),
+           "source": "leadfactory", "lead": {"lead_id": args.lead_id}, "payload": payload, "actor": args.by,
+           "reason": args.reason}
+    line = json.dumps(doc, ensure_ascii=False)
+    judged = judge_line(line.encode("utf-8"), "manual_edits.jsonl", 0, load_correction_rules())
+    if isinstance(judged, DeadLetter):  # refused before anything is written, with the same reasons as events
+        print(f"refused: {judged.reason}", file=sys.stderr)
+        return 2
+    events_dir = events_dir_of(home.root)
+    events_dir.mkdir(parents=True, exist_ok=True)
+    with home.writer_lock(f"leadfactory edit ({args.by})"):
+        with (events_dir / "manual_edits.jsonl").open("a", encoding="utf-8") as out:
+            out.write(line + "\n")
+    home, result = _execute_job(args, "correction_job")
+    import duckdb
+    with duckdb.connect() as conn:
+        conn.register("event_log", library_of(home.root).dataset("event_log"))
+        found = conn.execute("select outcome, reason from event_log where event_id = ? order by recorded_at desc limit 1",
+                             [event_id]).fetchone()
+    if not result.success or found is None:
+        print(f"edit {event_id} written to events/manual_edits.jsonl; it is applied by the next correction run",
+              file=sys.stderr)
+        return _report(result)
+    outcome, reason = found
+    print(f"edit {event_id}: {outcome}" + (f" ({reason})" if reason else ""))
+    return 0 if outcome in ("applied", "noop", "superseded") else 2
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from pipelines.lib.history.history import LeadHistory, render_story
+    from pipelines.lib.identity.library import library_of
+
+    home = _home(args)
+    print(render_story(args.lead_id, LeadHistory(library_of(home.root).root).story(args.lead_id)))
+    return 0
+
+
+def cmd_notify_send(args: argparse.Namespace) -> int:
+    from pipelines.lib.notify.webhooks import deliver_due, endpoints_from_env
+
+    home = _home(args)
+    try:
+        endpoints = endpoints_from_env()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not endpoints:
+        print("no webhook endpoint configured (LEADFACTORY_WEBHOOK_URL, LEADFACTORY_WEBHOOK_SECRET); nothing sent")
+        return 0
+    with home.writer_lock("leadfactory notify send"), home.connect() as conn:
+        report = deliver_due(conn, endpoints)
+    print(f"notifications: {report.render()}")
+    return 0
+
+
 def cmd_samples(args: argparse.Namespace) -> int:
     from pipelines.lib.sources.sample_data import generate_leads, write_sample_files
 
@@ -405,6 +512,38 @@ def build_parser() -> argparse.ArgumentParser:
     diff.add_argument("new", type=int, help="the later version")
     diff.add_argument("--limit", type=int, default=50, help="at most this many lines of each kind (default 50)")
     diff.set_defaults(func=cmd_diff)
+
+    events = sub.add_parser("events", help="events from the business systems (<home>/events/*.jsonl)")
+    events_sub = events.add_subparsers(dest="events_command", required=True)
+    events_apply = events_sub.add_parser("apply", help="apply the pending event lines once, as the events sensor does",
+                                         description="Read the complete new lines of <home>/events/*.jsonl, apply "
+                                                     "each event once (or say why not: no-op, superseded, skipped, "
+                                                     "dead letter), publish the changed leads as a new version.")
+    events_apply.set_defaults(func=cmd_events_apply)
+
+    edit = sub.add_parser("edit", help="change fields of one lead by hand (audited, like an event)",
+                          description="leadfactory edit LEAD_ID field=value ... --by NAME --reason TEXT. Fields: "
+                                      "mobile, email, wechat, qq, landline, name, company, job_title, province, city, "
+                                      "district, address, owner, do_not_contact. Validated like any input; a manual "
+                                      "edit wins over events and the records.")
+    edit.add_argument("lead_id", metavar="LEAD_ID")
+    edit.add_argument("assignments", metavar="field=value", nargs="+")
+    edit.add_argument("--by", required=True, metavar="NAME", help="who made the edit")
+    edit.add_argument("--reason", required=True, metavar="TEXT", help="why (kept with the edit)")
+    edit.set_defaults(func=cmd_edit)
+
+    history = sub.add_parser("history", help="a lead's story, newest first (contacts masked)",
+                             description="Every change of one lead (import, merge, event, manual edit, review "
+                                         "decision, restore) from the append-only history.")
+    history.add_argument("lead_id", metavar="LEAD_ID")
+    history.set_defaults(func=cmd_history)
+
+    notify = sub.add_parser("notify", help="notifications to sales (webhooks)")
+    notify_sub = notify.add_subparsers(dest="notify_command", required=True)
+    notify_send = notify_sub.add_parser("send", help="deliver the notifications that are due",
+                                        description="POST each due notification, signed per Standard Webhooks, to "
+                                                    "LEADFACTORY_WEBHOOK_URL; failures are retried with backoff.")
+    notify_send.set_defaults(func=cmd_notify_send)
 
     samples = sub.add_parser("samples", help="generate realistic Chinese sample leads with known duplicates",
                              description="Write sample lead files (Parquet, GBK CSV, Excel with Chinese headers) and "

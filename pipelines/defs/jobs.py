@@ -9,7 +9,8 @@ import dagster as dg
 from pipelines.defs.quality.checks import FRESHNESS_CHECKS
 
 TRAINING = dg.AssetSelection.groups("training")
-LIBRARY_FLOW = dg.AssetSelection.all() - TRAINING
+CORRECTIONS = dg.AssetSelection.groups("corrections")
+LIBRARY_FLOW = dg.AssetSelection.all() - TRAINING - CORRECTIONS
 
 nightly_job = dg.define_asset_job(
     "nightly_job",
@@ -26,6 +27,13 @@ inbox_import_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
     description="Import the files the inbox sensor (or `leadfactory ingest`) names, then standardise, match, "
                 "gate, publish and write each file's receipt.",
+)
+
+correction_job = dg.define_asset_job(
+    "correction_job",
+    selection=CORRECTIONS,
+    executor_def=dg.in_process_executor,
+    description="Apply new events and manual edits to the published leads: history, notifications, a new version.",
 )
 
 training_job = dg.define_asset_job(

@@ -5,9 +5,8 @@ import dagster as dg
 from pipelines.defs.resources import DUCKDB_WRITER_POOL, LeadHomeResource
 from pipelines.lib.quality.profiling import profile_relation
 from pipelines.lib.quality.quality import write_quality_report
-from pipelines.lib.publish.publish import LEAD_MEMBERS, LEAD_REVIEW_QUEUE, LEADS_CLEAN, LEADS_UNREACHABLE, publish_leads
+from pipelines.lib.publish.publish import LEAD_MEMBERS, LEAD_REVIEW_QUEUE, LEADS_CLEAN, LEADS_UNREACHABLE, publish_leads, publish_version
 from pipelines.lib.identity.library import library_of
-from pipelines.lib.history.versions import Versions
 from pipelines.lib.publish.receipts import write_receipts
 from pipelines.lib.quality.summary import run_summary
 from pipelines.lib.refresh import refresh_plan
@@ -35,13 +34,8 @@ def published_leads(context: dg.AssetExecutionContext, lead_home: LeadHomeResour
     with home.connect() as conn:
         plan = refresh_plan(conn, context.run.run_id, context.run.root_run_id)
         publication = publish_leads(conn, incremental=plan.incremental)
-        # The published tables as the next numbered version, readable without this DuckDB file. Written after
-        # the DuckDB commit: a crash in between leaves the version to the next publication, which writes the
-        # tables whole.
-        version = Versions(home.versions_dir).publish(
-            {table.split(".")[1]: conn.table(table).to_arrow_table()
-             for table in (LEADS_CLEAN, LEADS_UNREACHABLE, LEAD_MEMBERS, LEAD_REVIEW_QUEUE)},
-            cause=f"{'incremental' if plan.incremental else 'full'} run", cause_id=context.run.run_id)
+        version = publish_version(conn, home.versions_dir, f"{'incremental' if plan.incremental else 'full'} run",
+                                  context.run.run_id)
         context.log.info(f"published version {version.version}")
         summary = run_summary(conn)
         if not summary.reconciles:

@@ -12,7 +12,8 @@ can replace the files later.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import unicodedata
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
@@ -21,7 +22,10 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from ..paths import CONFIG_DIR
-from .rules import CONTACT_FIELDS, CorrectionRules
+from ..quality.masking import mask_email, mask_phone
+from ..standardise.emails import canonical_email
+from ..standardise.phones import standardise_mobile
+from .rules import CONTACT_FIELDS, MANUAL_EDIT, CorrectionRules
 
 EVENTS_DIR = "events"
 DEAD_LETTER_DIR = "dead_letter"
@@ -42,6 +46,7 @@ class Event:
     actor: str | None
     file: str                    # the events file, relative to the events folder
     line: int                    # 1-based line number in that file
+    offset: int = 0              # the byte offset just past this line: where the next read starts
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,7 @@ class DeadLetter:
     line: int
     reason: str                  # in the specialist's words, Chinese and English
     raw: str
+    offset: int = 0              # the byte offset just past this line
 
 
 @dataclass(frozen=True)
@@ -103,7 +109,7 @@ def read_new_events(events_dir: Path, cursor: dict[str, dict[str, int]], rules: 
                 continue  # a blank line is no event
             if budget is not None:
                 budget -= 1
-            judged = judge_line(raw, name, line, rules)
+            judged = replace(judge_line(raw, name, line, rules), offset=offset)
             (events if isinstance(judged, Event) else dead).append(judged)
         new_cursor[name] = {"offset": offset, "line": line}
     return EventBatch(events, dead, new_cursor)
@@ -136,8 +142,9 @@ def judge_line(raw: bytes, file: str, line: int, rules: CorrectionRules) -> Even
     if rule.sources is not None and doc["source"] not in rule.sources:
         return dead(f"来源不允许 (failed validation): source {doc['source']!r} may not send {rule.type}; "
                     f"allowed: {', '.join(rule.sources)}")
-    payload = doc["payload"]
-    problem = _payload_problem(payload, rule)
+    if rule.type == MANUAL_EDIT and not (doc.get("actor") or "").strip():
+        return dead("缺少修改人 (failed validation): a manual edit names who made it (actor)")
+    payload, problem = standardised_payload(doc["payload"], rule)
     if problem:
         return dead(f"内容不完整或无效 (failed validation): payload.{problem}")
     (lead_key, lead_value), = doc["lead"].items()
@@ -153,22 +160,50 @@ def _parse_time(value: str) -> datetime | None:
     return parsed.astimezone(timezone.utc) if parsed.tzinfo else None
 
 
-def _payload_problem(payload: dict[str, Any], rule) -> str | None:
+def standardised_payload(payload: dict[str, Any], rule) -> tuple[dict[str, Any], str | None]:
+    """The payload with its mobiles and e-mails standardised as any input is, or the first problem (a
+    missing field, a value of the wrong kind, a mobile the numbering plan does not have, a bad e-mail)."""
     for key in rule.required:
         if payload.get(key) in (None, ""):
-            return f"{key}: missing"
+            return payload, f"{key}: missing"
+    unknown = sorted(set(payload) - set(rule.payload))
+    if rule.type == MANUAL_EDIT and unknown:
+        return payload, f"{unknown[0]}: not a field that can be edited; known: {', '.join(rule.payload)}"
+    if rule.type == MANUAL_EDIT and not payload:
+        return payload, "nothing to change"
+    clean = dict(payload)
     for key, kind in rule.payload.items():
         value = payload.get(key)
         if value is None:
             continue
         if kind == "boolean":
             if not isinstance(value, bool):
-                return f"{key}: expected true or false, got {value!r}"
+                return payload, f"{key}: expected true or false, got {value!r}"
         elif not isinstance(value, str) or not value.strip():
-            return f"{key}: expected text, got {value!r}"
+            return payload, f"{key}: expected text, got {value!r}"
         elif kind == "contact_field" and value not in CONTACT_FIELDS:
-            return f"{key}: {value!r} is not one of {', '.join(CONTACT_FIELDS)}"
-    return None
+            return payload, f"{key}: {value!r} is not one of {', '.join(CONTACT_FIELDS)}"
+        elif kind == "mobile":
+            clean[key] = standardise_mobile(value)
+            if clean[key] is None:
+                return payload, f"{key}: 手机号无效 (not a mobile in the numbering plan): {mask_phone(value)}"
+        elif kind == "email":
+            clean[key] = canonical_email(unicodedata.normalize("NFKC", value).strip())
+            if clean[key] is None:
+                return payload, f"{key}: 邮箱格式不正确 (not a valid e-mail address): {mask_email(value)}"
+        else:
+            clean[key] = value.strip()
+    return clean, None
+
+
+def standardise_contact(field: str, value: str) -> str:
+    """A contact value as the library holds it (to find a lead by it, or to mark it invalid); a value the
+    rules would refuse is kept trimmed, so a lookup by it simply finds nothing."""
+    if field == "mobile":
+        return standardise_mobile(value) or value.strip()
+    if field == "email":
+        return canonical_email(unicodedata.normalize("NFKC", value).strip()) or value.strip().lower()
+    return unicodedata.normalize("NFKC", value).strip().lower() if field == "wechat" else value.strip()
 
 
 def dead_letter_path(events_dir: Path, file: str) -> Path:

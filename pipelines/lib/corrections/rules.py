@@ -38,6 +38,20 @@ class CorrectionRules:
     event_types: dict[str, EventRule]
 
 
+# A specialist's one-to-one edit (`leadfactory edit`) travels as an event of this type, so it takes the same
+# path as the business systems' events (validated, recorded, applied, in history), at the higher level.
+MANUAL_EDIT = "manual_edit"
+FIELD_KINDS = {"mobile": "mobile", "email": "email", "do_not_contact": "boolean"}  # the rest: text
+MANUAL_EDIT_RULE = EventRule(
+    MANUAL_EDIT, payload={f: FIELD_KINDS.get(f, "text") for f in CORRECTABLE_FIELDS}, required=(),
+    sources=("leadfactory",), sets={f: f for f in CORRECTABLE_FIELDS})
+
+
+def correction_level(event_type: str) -> str:
+    """The precedence level of a correction (precedence.LEVELS)."""
+    return "manual_edit" if event_type == MANUAL_EDIT else "event"
+
+
 def load_correction_rules(path: Path | None = None) -> CorrectionRules:
     return _load(Path(path or DEFAULT_CORRECTIONS_CONFIG))
 
@@ -107,4 +121,7 @@ def _load(path: Path) -> CorrectionRules:
         raise ConfigError(f"{path}: expected a mapping with event_types")
     if doc.get("version") != 1:
         raise ConfigError(f"{path}: version: expected 1, got {doc.get('version')!r}")
-    return CorrectionRules(path, {name: _rule(name, rule, path) for name, rule in doc["event_types"].items()})
+    if MANUAL_EDIT in doc["event_types"]:
+        raise ConfigError(f"{path}: event_types.{MANUAL_EDIT}: reserved for `leadfactory edit`")
+    types = {name: _rule(name, rule, path) for name, rule in doc["event_types"].items()}
+    return CorrectionRules(path, {**types, MANUAL_EDIT: MANUAL_EDIT_RULE})

@@ -71,8 +71,39 @@ IMPORT_ROW_SCHEMA = pa.schema([
 
 RECEIPT_SCHEMA = pa.schema([("import_id", pa.int64()), ("path", pa.string()), ("written_at", pa.timestamp("us"))])
 
+# Corrections from events and manual edits (pipelines/lib/corrections): one row per field an accepted event
+# or edit sets or marks invalid, anchored to the lead it concerned (merges are followed through the registry).
+CORRECTION_SCHEMA = pa.schema([
+    ("correction_id", pa.string()),   # <event id>#<field>
+    ("event_id", pa.string()),
+    ("level", pa.string()),           # event | manual_edit (precedence.LEVELS)
+    ("event_type", pa.string()),
+    ("lead_id", pa.string()),
+    ("field", pa.string()),
+    ("action", pa.string()),          # set | invalidate
+    ("value", pa.string()),
+    ("occurred_at", pa.timestamp("us")),  # UTC
+    ("source", pa.string()),
+    ("actor", pa.string()),
+    ("recorded_at", pa.timestamp("us")),
+])
+# Every event line read and what became of it; written after the batch's corrections (the commit marker),
+# and where the events source's cursor stands (the largest end_offset per file).
+EVENT_LOG_SCHEMA = pa.schema([
+    ("event_id", pa.string()),
+    ("file", pa.string()),
+    ("line", pa.int64()),
+    ("end_offset", pa.int64()),
+    ("event_type", pa.string()),
+    ("lead_id", pa.string()),
+    ("outcome", pa.string()),         # applied | noop | superseded | skipped | duplicate | dead_letter
+    ("reason", pa.string()),
+    ("recorded_at", pa.timestamp("us")),
+])
+
 TABLES = {"imports": IMPORTS_SCHEMA, "records": RECORD_SCHEMA, "import_rows": IMPORT_ROW_SCHEMA,
-          "receipts": RECEIPT_SCHEMA}  # receipts: which imports have their receipt workbook
+          "receipts": RECEIPT_SCHEMA,  # receipts: which imports have their receipt workbook
+          "corrections": CORRECTION_SCHEMA, "event_log": EVENT_LOG_SCHEMA}
 
 
 def new_import_id(at_least: int = 0) -> int:

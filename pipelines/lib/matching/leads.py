@@ -18,6 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from .clustering import cluster
+from ..corrections.apply import overlay_corrections
 from .match_config import MatchConfig
 from .matching import SCHEMA, SCORED_PAIRS
 from ..quality.profiling import relation_exists
@@ -214,6 +215,8 @@ def build_leads(conn: duckdb.DuckDBPyConnection, records: str, config: MatchConf
     assign_lead_ids(conn, has_previous, scoped=scope is not None)
     _members(conn, records)
     _golden(conn, records, config)
+    # events and manual edits hold over survivorship: a rebuild never reverts one (pipelines/lib/corrections)
+    overlay_corrections(conn, GOLDEN_LEADS)
     _unreachable(conn)
     _review_queue(conn, records)
     stats = conn.execute(f"""
@@ -466,7 +469,8 @@ def _golden(conn: duckdb.DuckDBPyConnection, records: str, config: MatchConfig) 
             c.qqs[1] as qq, coalesce(c.qqs, []) as qqs,
             f.douyin, f.kuaishou, f.company, f.company_core, f.job_title, f.job_title_canonical,
             f.province, f.city, f.district, f.address, f.source, f.owner, f.updated_at, f.created_at,
-            f.record_count, f.source_systems, f.first_ingested_at
+            f.record_count, f.source_systems, f.first_ingested_at,
+            false as do_not_contact  -- only a correction (an opt-out event, an edit) sets it
         from fields f
         left join contact_lists c using (lead_id)
     """)

@@ -24,10 +24,18 @@ LEAD_RECORDS = "marts.lead_records"
 RECORD_CONTACTS = "intermediate.int_lead_contacts"
 
 
-def reachable_records_sql() -> str:
-    """Record ids with at least one valid mobile, e-mail, WeChat or QQ, from the contacts table."""
-    fields = ", ".join(f"'{f}'" for f in REACHABLE_FIELDS)
-    return f"select distinct record_id from {RECORD_CONTACTS} where status = 'valid' and field in ({fields})"
+# The tables every version holds (pipelines/lib/history/versions.py): what the CRM reads.
+VERSIONED_TABLES = (LEADS_CLEAN, LEADS_UNREACHABLE, LEAD_MEMBERS, LEAD_REVIEW_QUEUE)
+
+
+def publish_version(conn: duckdb.DuckDBPyConnection, versions_dir, cause: str, cause_id: str | None):
+    """The published tables as the next numbered version, readable without the DuckDB file. Written after
+    the DuckDB commit: a crash in between leaves it to the next publication, which writes the tables whole."""
+    from ..history.versions import Versions
+
+    return Versions(versions_dir).publish(
+        {table.split(".")[1]: conn.table(table).to_arrow_table() for table in VERSIONED_TABLES}, cause=cause,
+        cause_id=cause_id)
 
 
 class PublishError(RuntimeError):
@@ -99,7 +107,10 @@ def publish_leads(conn: duckdb.DuckDBPyConnection, incremental: bool = False) ->
     from ..matching.leads import LEAD_MEMBERS as BUILT_MEMBERS
     from ..refresh import consume_pending_sql, ensure_refresh_tables, record_rules_sql, rules_fingerprint
 
+    from ..corrections.apply import ensure_correction_tables
+
     ensure_refresh_tables(conn)
+    ensure_correction_tables(conn)
     tables = {
         LEADS_CLEAN: f"select * from {GOLDEN_LEADS} where {REACHABLE} order by lead_id",
         LEADS_UNREACHABLE: f"select * from {UNREACHABLE} order by lead_id",
@@ -156,13 +167,44 @@ def publish_leads(conn: duckdb.DuckDBPyConnection, incremental: bool = False) ->
     )
 
 
+def lead_contacts_sql(members: str = LEAD_MEMBERS) -> str:
+    """(lead_id, field, value) of every contact a lead can be reached on, judged apart from the lead columns
+    it vouches for: its records' valid mobiles, e-mails, WeChat and QQ ids less those corrections marked
+    invalid, and the contacts corrections set (pipelines/lib/corrections)."""
+    from ..corrections.apply import HOLDING, INVALID_CONTACTS
+
+    fields = ", ".join(f"'{f}'" for f in REACHABLE_FIELDS)
+    return f"""
+        select m.lead_id, c.field, c.value from {members} m join {RECORD_CONTACTS} c using (record_id)
+        where c.status = 'valid' and c.field in ({fields})
+          and not exists (select 1 from {INVALID_CONTACTS} i
+                          where i.lead_id = m.lead_id and i.field = c.field and i.value = c.value)
+        union
+        select lead_id, field, value from {HOLDING}
+        where field in ({fields}) and lead_id in (select lead_id from {members})"""
+
+
+def reachability_check(built_leads: str) -> tuple[str, str]:
+    """Every published lead of ``built_leads`` can be contacted and every quarantined one cannot, by
+    ``lead_contacts_sql``."""
+    return (
+        "every published lead can be contacted and every quarantined one cannot (by its records' contacts and "
+        "the corrections)",
+        f"""with built as ({built_leads}),
+             reachable_leads as (select distinct lead_id from ({lead_contacts_sql()})
+                                 where lead_id in (select lead_id from built))
+             select not exists (select 1 from {LEADS_CLEAN} where lead_id in (select lead_id from built)
+                                and lead_id not in (select lead_id from reachable_leads))
+                and not exists (select 1 from {LEADS_UNREACHABLE}
+                                where lead_id in (select lead_id from built) and lead_id in (select lead_id from reachable_leads))""")
+
+
 def publication_checks(built_leads: str) -> list[tuple[str, str]]:
     """What must hold of the tables about to be published, each checked against another source than the
     one the tables were built from: the records standardised, the leads of the published members, and
     reachability recomputed from the contacts table (not from the lead columns it would vouch for).
     ``built_leads``: a query of the leads this build made (every lead after a full build); reachability is
     checked for those, the others were checked when they were published."""
-    reachable = reachable_records_sql()
     return [
         ("every accepted record belongs to exactly one lead",
          f"select (select count(*) from {LEAD_MEMBERS}) = (select count(*) from {LEAD_RECORDS}) "
@@ -178,14 +220,5 @@ def publication_checks(built_leads: str) -> list[tuple[str, str]]:
                 and not exists (select 1 from published p full join members m using (lead_id)
                                 where p.lead_id is null or m.lead_id is null or p.record_count <> m.records)"""),
         ("lead ids are unique", f"select count(distinct lead_id) = count(*) from {LEADS_CLEAN}"),
-        # a lead can be contacted when one of its records has a valid mobile, e-mail, WeChat or QQ
-        ("every published lead can be contacted and every quarantined one cannot (by its records' contacts)",
-         f"""with built as ({built_leads}),
-             reachable_leads as (
-                 select distinct m.lead_id from {LEAD_MEMBERS} m
-                 where m.lead_id in (select lead_id from built) and m.record_id in ({reachable}))
-             select not exists (select 1 from {LEADS_CLEAN} where lead_id in (select lead_id from built)
-                                and lead_id not in (select lead_id from reachable_leads))
-                and not exists (select 1 from {LEADS_UNREACHABLE}
-                                where lead_id in (select lead_id from reachable_leads))"""),
+        reachability_check(built_leads),
     ]

@@ -19,14 +19,13 @@ import duckdb
 from ..sources.field_mapping import ConfigError
 from .masking import mask_contact
 from ..paths import PROJECT_DIR
-from ..publish.publish import REACHABLE_FIELDS, RECORD_CONTACTS, reachable_records_sql
+from ..publish.publish import lead_contacts_sql
 
 log = logging.getLogger(__name__)
 
 EXPECTATIONS_DIR = PROJECT_DIR / "expectations"
 EXPECTATIONS_ENV = "LEADFACTORY_EXPECTATIONS_DIR"  # another folder of suites, e.g. a stricter one
 SAMPLE_ROWS = 5
-_REACHABLE_FIELDS = ", ".join(f"'{f}'" for f in REACHABLE_FIELDS)
 
 # What each suite validates: the query (its columns are what the suite names) and the queries of the
 # parameters the suite refers to as {"$PARAMETER": ...}.
@@ -55,19 +54,17 @@ GATES: dict[str, dict[str, Any]] = {
     # quarantined or an unreachable one let through fails here.
     "golden_leads": {
         "query": f"""with reachable_contacts as (
-                         select m.lead_id, count(distinct c.field || ':' || c.value) as contacts
-                         from matching.lead_members m
-                         join {RECORD_CONTACTS} c using (record_id)
-                         where c.status = 'valid' and c.field in ({_REACHABLE_FIELDS})
-                         group by m.lead_id)
+                         select lead_id, count(distinct field || ':' || value) as contacts
+                         from ({lead_contacts_sql('matching.lead_members')})
+                         group by lead_id)
                      select g.lead_id, g.mobile, g.email, g.wechat, g.qq, g.province, g.city,
                             lower(g.name) as name_lower, lower(g.company) as company_lower,
                             coalesce(r.contacts, 0) as reachable_contacts
                      from matching.golden_leads g
                      left join reachable_contacts r using (lead_id)
                      where g.lead_id not in (select lead_id from matching.leads_unreachable)""",
-        "parameters": {"publishable_leads": f"""select count(distinct lead_id) from matching.lead_members
-                                        where record_id in ({reachable_records_sql()})"""},
+        "parameters": {"publishable_leads": f"""select count(distinct lead_id)
+                                        from ({lead_contacts_sql('matching.lead_members')})"""},
     },
 }
 

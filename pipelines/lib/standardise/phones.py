@@ -11,6 +11,7 @@ plans, so ``phonenumbers`` judges each distinct number once, in Python (the UDF 
 from __future__ import annotations
 
 import csv
+import unicodedata
 from functools import lru_cache
 from pathlib import Path
 
@@ -91,6 +92,26 @@ def judge_number_abroad(dialled: str) -> str | None:
     region = phonenumbers.region_code_for_number(number) or "001"
     return f"{number_type}|{region}|{phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)}"
 
+
+@lru_cache(maxsize=100_000)
+def standardise_mobile(value: str) -> str | None:
+    """One mobile typed by a person or sent in an event (``+86 138-0013-8000``, full-width digits,
+    ``008613800138000``), in E.164 as the dbt rules write it, or None when the numbering plan has no such
+    mobile. For single values outside a dbt run (event payloads, manual edits): the same phonenumbers
+    metadata the seed of the SQL rules is generated from judges them."""
+    text = unicodedata.normalize("NFKC", value or "").strip()
+    text = "+" + text[2:] if text.startswith("00") else text
+    digits = "".join(ch for ch in text if ch.isdigit() or ch == "+")
+    if not digits or "+" in digits[1:]:
+        return None
+    try:
+        number = phonenumbers.parse(digits, "CN")
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_valid_number(number) or phonenumbers.number_type(number) not in (
+            PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def main() -> None:
