@@ -172,8 +172,11 @@ def test_nightly_schedule_runs_everything_at_two_shanghai_time_and_is_on():
     assert schedule.job_name == "nightly_job"
     job_keys = defs.resolve_job_def("nightly_job").asset_layer.executable_asset_keys
     model = dg.AssetKey(["matching", "match_model"])
-    assert job_keys == set(defs.resolve_asset_graph().executable_asset_keys) - {model}  # training is explicit
+    corrections = dg.AssetKey(["corrections", "applied_corrections"])
+    # training is explicit; events and edits are applied by their own job, within seconds, not at night
+    assert job_keys == set(defs.resolve_asset_graph().executable_asset_keys) - {model, corrections}
     assert model in defs.resolve_job_def("training_job").asset_layer.executable_asset_keys
+    assert defs.resolve_job_def("correction_job").asset_layer.executable_asset_keys == {corrections}
 
 
 def test_every_duckdb_writer_shares_one_pool_limited_to_one(tmp_path, monkeypatch):
