@@ -149,6 +149,10 @@ def cmd_decide(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
+        from pipelines.lib.history.backup import mirror_working_state
+        from pipelines.lib.identity.library import library_of
+
+        mirror_working_state(conn, library_of(home.root))  # the decision survives losing the DuckDB file
     print(f"decision {decision_id} recorded: {args.lead_a} and {args.lead_b} are {args.decision}; "
           "it applies from the next run and is never overridden by the model")
     return 0
@@ -416,6 +420,45 @@ def cmd_notify_send(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    """Copy the system of record to the backup location now (runs do it after each publication), or check it."""
+    from pipelines.lib.history.backup import backup_home, backup_location, verify_backup
+
+    home = _home(args)
+    target, warning = backup_location(home.root)
+    if args.to:
+        target = Path(args.to).expanduser().resolve()
+    elif warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.verify:
+        problems = verify_backup(home.root, target)
+        for problem in problems[:50]:
+            print(problem)
+        print(f"backup {target}: " + ("verified, every file of library/ and versions/ is there with the same content"
+                                      if not problems else f"{len(problems)} problems"))
+        return 0 if not problems else 1
+    with home.writer_lock("leadfactory backup"):
+        print(backup_home(home.root, target).render())
+    return 0
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    """Rebuild a home that lost its DuckDB file from a backup; the next run publishes the same leads."""
+    from pipelines.lib.history.backup import RecoveryError, recover_home
+
+    home = _home(args)
+    with home.writer_lock("leadfactory recover"):
+        try:
+            counts = recover_home(home, Path(args.source))
+        except RecoveryError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    print(f"recovered {home.root} from {args.source}: {counts['files_restored']} files restored, version "
+          f"{counts['version']} ({counts['leads']:,} leads), {counts['registry']:,} lead ids, {counts['decisions']} "
+          f"decisions, {counts['corrections']} corrections; run `leadfactory run` to rebuild the working state")
+    return 0
+
+
 def cmd_samples(args: argparse.Namespace) -> int:
     from pipelines.lib.sources.sample_data import generate_leads, write_sample_files
 
@@ -544,6 +587,21 @@ def build_parser() -> argparse.ArgumentParser:
                                         description="POST each due notification, signed per Standard Webhooks, to "
                                                     "LEADFACTORY_WEBHOOK_URL; failures are retried with backoff.")
     notify_send.set_defaults(func=cmd_notify_send)
+
+    backup = sub.add_parser("backup", help="copy the system of record to the backup location, or --verify it",
+                            description="library/ and versions/ are copied (only what is new) to $LEADFACTORY_BACKUP "
+                                        "(default <home>/backup, on the same disk: a warning says so). Every "
+                                        "publication does this too.")
+    backup.add_argument("--verify", action="store_true", help="check every file against the home (sha256); exit 1 if not")
+    backup.add_argument("--to", metavar="DIR", help="another backup folder than $LEADFACTORY_BACKUP")
+    backup.set_defaults(func=cmd_backup)
+
+    recover = sub.add_parser("recover", help="rebuild a home whose DuckDB file was lost, from a backup",
+                             description="Copies library/ and versions/ back and seeds a new DuckDB file with the newest "
+                                         "version, the lead registry, decisions and corrections; the next run "
+                                         "publishes the same leads with the same ids.")
+    recover.add_argument("--from", dest="source", required=True, metavar="BACKUP", help="the backup folder")
+    recover.set_defaults(func=cmd_recover)
 
     samples = sub.add_parser("samples", help="generate realistic Chinese sample leads with known duplicates",
                              description="Write sample lead files (Parquet, GBK CSV, Excel with Chinese headers) and "

@@ -4,6 +4,7 @@ notifications outbox."""
 
 import dagster as dg
 
+from pipelines.defs.publish.assets import back_up
 from pipelines.defs.resources import DUCKDB_WRITER_POOL, LeadHomeResource
 from pipelines.lib.corrections.apply import (PENDING_HISTORY, ensure_correction_tables, events_dir_of, flush_history,
                                              publish_corrections, record_events)
@@ -45,6 +46,8 @@ def applied_corrections(context: dg.AssetExecutionContext, config: CorrectionCon
         if changed or unflushed:  # unflushed: a run that died after its commit left its version to this one
             version = publish_version(conn, home.versions_dir, "corrections", batch_id).version
         history_rows = flush_history(conn, library.root, version)
+    if version is not None:
+        back_up(context, home)
     report.leads_changed, report.version = len(changed), version
     context.log.info(report.render())
     return dg.MaterializeResult(metadata={

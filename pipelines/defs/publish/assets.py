@@ -6,10 +6,19 @@ from pipelines.defs.resources import DUCKDB_WRITER_POOL, LeadHomeResource
 from pipelines.lib.quality.profiling import profile_relation
 from pipelines.lib.quality.quality import write_quality_report
 from pipelines.lib.publish.publish import LEAD_MEMBERS, LEAD_REVIEW_QUEUE, LEADS_CLEAN, LEADS_UNREACHABLE, publish_leads, publish_version
+from pipelines.lib.history.backup import backup_home, backup_location, mirror_working_state
 from pipelines.lib.identity.library import library_of
 from pipelines.lib.publish.receipts import write_receipts
 from pipelines.lib.quality.summary import run_summary
 from pipelines.lib.refresh import refresh_plan
+
+def back_up(context: dg.AssetExecutionContext, home) -> None:
+    """After each publication: the system of record to the backup location, incrementally."""
+    target, warning = backup_location(home.root)
+    if warning:
+        context.log.warning(warning)
+    context.log.info(backup_home(home.root, target).render())
+
 
 PUBLISHED = {
     "leads_clean": "One golden lead per person: surviving values per field, every valid contact kept.",
@@ -37,6 +46,9 @@ def published_leads(context: dg.AssetExecutionContext, lead_home: LeadHomeResour
         version = publish_version(conn, home.versions_dir, f"{'incremental' if plan.incremental else 'full'} run",
                                   context.run.run_id)
         context.log.info(f"published version {version.version}")
+        mirror_working_state(conn, library_of(home.root))
+    back_up(context, home)
+    with home.connect() as conn:
         summary = run_summary(conn)
         if not summary.reconciles:
             context.log.warning(f"row counts do not reconcile: {summary.as_dict()}")

@@ -101,9 +101,23 @@ EVENT_LOG_SCHEMA = pa.schema([
     ("recorded_at", pa.timestamp("us")),
 ])
 
+# Human decisions and the lead registry, mirrored from the working DuckDB file at each publication and each
+# decision (pipelines/lib/history/backup.py: mirror_working_state), so a home that lost that file recovers
+# them. The registry is appended to when a lead is issued or merged: its current row is the latest per lead.
+DECISION_SCHEMA = pa.schema([
+    ("decision_id", pa.int64()), ("lead_a", pa.string()), ("lead_b", pa.string()), ("decision", pa.string()),
+    ("decided_by", pa.string()), ("decided_at", pa.timestamp("us")), ("origin", pa.string()),
+])
+DECISION_RECORD_SCHEMA = pa.schema([("decision_id", pa.int64()), ("side", pa.string()), ("record_id", pa.string())])
+REGISTRY_SCHEMA = pa.schema([
+    ("lead_id", pa.string()), ("created_at", pa.timestamp("us")), ("merged_into", pa.string()),
+    ("recorded_at", pa.timestamp("us")),
+])
+
 TABLES = {"imports": IMPORTS_SCHEMA, "records": RECORD_SCHEMA, "import_rows": IMPORT_ROW_SCHEMA,
           "receipts": RECEIPT_SCHEMA,  # receipts: which imports have their receipt workbook
-          "corrections": CORRECTION_SCHEMA, "event_log": EVENT_LOG_SCHEMA}
+          "corrections": CORRECTION_SCHEMA, "event_log": EVENT_LOG_SCHEMA,
+          "decisions": DECISION_SCHEMA, "decision_records": DECISION_RECORD_SCHEMA, "lead_registry": REGISTRY_SCHEMA}
 
 
 def new_import_id(at_least: int = 0) -> int:

@@ -1,0 +1,83 @@
+"""Backup after each publication, and recovery of a home whose DuckDB file was deleted: the next run
+publishes the same leads with the same ids, the decisions and corrections included."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+
+from pipelines.lib.corrections.apply import events_dir_of
+from pipelines.lib.matching.leads import record_decision
+from tests.conftest import run_library, use_home, write_csv
+
+LEADFACTORY = str(Path(sys.executable).with_name("leadfactory"))
+
+
+def person(name, mobile=None, email=None, company=None, city=None):
+    return {"姓名": name, "手机": mobile, "邮箱": email, "公司": company, "城市": city}
+
+
+PEOPLE = [
+    person("张伟", "13812345601", "zw@qq.com", "北京字节跳动科技有限公司", "北京"),
+    person("张伟", "138 1234 5601", None, "字节跳动", "北京"),
+    person("李娜", "13900000002", None, None, "深圳"),
+    person("李娜", "13600000006", "lina2@163.com", None, "深圳"),   # nothing shared with the other 李娜
+    person("王芳", "13700000003", "wf@126.com", "腾讯", "深圳"),
+]
+
+
+def published(home):
+    with duckdb.connect(str(home.duckdb_path), read_only=True) as conn:
+        return sorted(conn.execute("select lead_id, name, mobile, mobiles, company, owner, record_count "
+                                   "from published.leads_clean").fetchall())
+
+
+def test_a_home_that_lost_its_duckdb_file_recovers_the_same_leads_with_the_same_ids(tmp_path, monkeypatch):
+    home = use_home(tmp_path / "home", monkeypatch)
+    backup = tmp_path / "other_disk" / "backup"
+    monkeypatch.setenv("LEADFACTORY_BACKUP", str(backup))
+    write_csv(home.warehouse_dir / "people.csv", PEOPLE)
+    run_library(home)
+    # a person decides the two 李娜 are one; an event gives 王芳 an owner
+    with duckdb.connect(str(home.duckdb_path), read_only=True) as conn:
+        li = [r[0] for r in conn.execute("select lead_id from published.leads_clean where name = '李娜' order by 1").fetchall()]
+    assert len(li) == 2
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LEADFACTORY_HOME": str(home.root),
+           "DAGSTER_HOME": str(home.dagster_home), "LEADFACTORY_BACKUP": str(backup)}
+    decided = subprocess.run([LEADFACTORY, "decide", li[0], li[1], "same", "--by", "小王"], capture_output=True,
+                             text=True, env=env, timeout=120)
+    assert decided.returncode == 0, decided.stderr[-2000:]
+    run_library(home)
+    events = events_dir_of(home.root)
+    events.mkdir(parents=True, exist_ok=True)
+    (events / "crm.jsonl").write_text(json.dumps({
+        "event_id": "o-1", "type": "owner_changed", "occurred_at": "2026-11-23T10:00:00+08:00", "source": "crm",
+        "lead": {"mobile": "13700000003"}, "payload": {"owner": "销售甲"}}) + "\n", encoding="utf-8")
+    applied = subprocess.run([LEADFACTORY, "events", "apply"], capture_output=True, text=True, env=env, timeout=300)
+    assert applied.returncode == 0 and "1 applied" in applied.stdout, applied.stdout + applied.stderr[-2000:]
+    before = published(home)
+    assert len([r for r in before if r[1] == "李娜"]) == 1 and any(r[5] == "销售甲" for r in before)
+
+    verified = subprocess.run([LEADFACTORY, "backup", "--verify"], capture_output=True, text=True, env=env, timeout=120)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+    home.duckdb_path.unlink()
+    recovered = subprocess.run([LEADFACTORY, "recover", "--from", str(backup)], capture_output=True, text=True,
+                               env=env, timeout=300)
+    assert recovered.returncode == 0, recovered.stderr[-2000:]
+    assert "1 decisions" in recovered.stdout and "1 corrections" in recovered.stdout
+    run_library(home)
+    assert published(home) == before
+    # recovery refuses a home that still has its DuckDB file
+    again = subprocess.run([LEADFACTORY, "recover", "--from", str(backup)], capture_output=True, text=True, env=env, timeout=120)
+    assert again.returncode == 2 and "exists" in again.stderr
+
+    # a damaged backup file is found
+    damaged = next((backup / "library" / "records").glob("*.parquet"))
+    damaged.write_bytes(damaged.read_bytes()[:-1] + b"\0")
+    verified = subprocess.run([LEADFACTORY, "backup", "--verify"], capture_output=True, text=True, env=env, timeout=120)
+    assert verified.returncode == 1 and "differs from the home" in verified.stdout
