@@ -182,3 +182,25 @@ def test_the_sensor_asks_for_a_run_only_when_there_are_new_lines(home):
     assert isinstance(evaluate_events(instance, None)[0], dg.RunRequest)
     apply_events()
     assert isinstance(evaluate_events(instance, None)[0], dg.SkipReason)
+
+
+def test_a_rebuild_writes_history_and_notifies_the_leads_it_changed(home):
+    li = lead(home, "+8613900000002")
+    with duckdb.connect(str(home.duckdb_path), read_only=True) as conn:
+        outbox_before = conn.execute("select count(*) from notify.notification_outbox").fetchone()[0]
+    # a new record of 李娜 with her mobile and an e-mail she did not have
+    write_csv(home.inbox_dir / "more.csv", [person("李娜", "13900000002", "lina@163.com", "华为", "深圳"),
+                                            person("孙悦", "13500000009", None, "京东", "北京")])
+    run_library(home)
+    story = LeadHistory(library_of(home.root).root).story(li["lead_id"])
+    assert [(r["field"], r["old_value"], r["new_value"], r["cause"]) for r in story if r["field"] == "email"] == \
+        [("email", None, "lina@163.com", "import")]
+    assert any(r["field"] == "lead" and r["new_value"] == "created" for r in story)  # from the first run
+    sun = lead(home, "+8613500000009")
+    assert [(r["field"], r["new_value"]) for r in LeadHistory(library_of(home.root).root).story(sun["lead_id"])] == \
+        [("lead", "created")]
+    with duckdb.connect(str(home.duckdb_path), read_only=True) as conn:
+        notified = conn.execute("select lead_id, payload::varchar from notify.notification_outbox "
+                                "order by created_at desc").fetchall()[: 1]
+        assert conn.execute("select count(*) from notify.notification_outbox").fetchone()[0] == outbox_before + 1
+    assert notified[0][0] == li["lead_id"] and "lina@163.com" in notified[0][1]  # a new lead is not a change

@@ -6,6 +6,7 @@ from pipelines.defs.resources import DUCKDB_WRITER_POOL, LeadHomeResource
 from pipelines.lib.quality.profiling import profile_relation
 from pipelines.lib.quality.quality import write_quality_report
 from pipelines.lib.publish.publish import LEAD_MEMBERS, LEAD_REVIEW_QUEUE, LEADS_CLEAN, LEADS_UNREACHABLE, publish_leads, publish_version
+from pipelines.lib.corrections.apply import flush_history
 from pipelines.lib.history.backup import backup_home, backup_location, mirror_working_state
 from pipelines.lib.identity.library import library_of
 from pipelines.lib.publish.receipts import write_receipts
@@ -42,10 +43,12 @@ def published_leads(context: dg.AssetExecutionContext, lead_home: LeadHomeResour
     home = lead_home.lead_home()
     with home.connect() as conn:
         plan = refresh_plan(conn, context.run.run_id, context.run.root_run_id)
-        publication = publish_leads(conn, incremental=plan.incremental)
+        publication = publish_leads(conn, incremental=plan.incremental, cause_id=context.run.run_id,
+                                    actor=context.run.job_name)
         version = publish_version(conn, home.versions_dir, f"{'incremental' if plan.incremental else 'full'} run",
                                   context.run.run_id)
-        context.log.info(f"published version {version.version}")
+        history_rows = flush_history(conn, library_of(home.root).root, version.version)
+        context.log.info(f"published version {version.version}; {history_rows:,} history rows")
         mirror_working_state(conn, library_of(home.root))
     back_up(context, home)
     with home.connect() as conn:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 import duckdb
+
+from ..quality.profiling import relation_exists
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,7 @@ def publish_tables(
     checks: list[tuple[str, str]] | None = None,
     extra_statements: list[str] | None = None,
     updated: tuple[str, ...] = (),
+    prepare: list[str] | None = None,
 ) -> Publication:
     """Replace each ``tables`` target with its query, append ``appends``, run ``extra_statements`` (which
     may change the ``updated`` tables in place), all in one transaction.
@@ -70,6 +74,8 @@ def publish_tables(
     )
     conn.execute("begin transaction")
     try:
+        for statement in prepare or []:  # inside the transaction, before any table changes
+            conn.execute(statement)
         for target, select_sql in tables.items():
             conn.execute(f"create or replace table {target} as {select_sql}")
         for target, select_sql in (appends or {}).items():
@@ -98,7 +104,71 @@ def publish_tables(
     return Publication(publication_id, row_counts)
 
 
-def publish_leads(conn: duckdb.DuckDBPyConnection, incremental: bool = False) -> Publication:
+def _published_state_sql() -> str:
+    """Every published lead with its history fields as text and whether it is reachable."""
+    from ..corrections.rules import CORRECTABLE_FIELDS
+
+    fields = ", ".join(f"{f}::varchar as {f}" for f in CORRECTABLE_FIELDS)
+    return (f"select lead_id, {fields}, true as reachable from {LEADS_CLEAN} union all "
+            f"select lead_id, {fields}, false from {LEADS_UNREACHABLE}")
+
+
+def lead_history_statements(cause_id: str, actor: str) -> list[str]:
+    """After the new tables are in place (in the publication's transaction): a history row per changed field
+    of every lead published before and after (only leads whose row changed are compared field by field),
+    a row per lead created, merged away, retired or moved in or out of quarantine, and one notification
+    per lead that was published before and changed. The cause comes from the build's lead events."""
+    from ..corrections.apply import PENDING_HISTORY
+    from ..corrections.rules import CORRECTABLE_FIELDS
+    from ..history.history import field_changes_sql
+    from ..matching.leads import NEW_EVENTS
+    from ..notify.webhooks import OUTBOX
+
+    columns = ", ".join(CORRECTABLE_FIELDS)
+    cause = f"""coalesce((select case max(e.event_type) filter (where e.event_type in ('merged', 'split'))
+                                       when 'merged' then 'merge' when 'split' then 'split' end
+                          from {NEW_EVENTS} e where e.other_lead_id = c.lead_id or e.lead_id = c.lead_id), 'import')"""
+    return [
+        f"create or replace temp table published_after as {_published_state_sql()}",
+        f"""create or replace temp table changed_before as select * from published_before b
+            where not exists (select 1 from published_after a where a.lead_id = b.lead_id
+                              and hash(a.{columns.replace(', ', ', a.')}, a.reachable) = hash(b.{columns.replace(', ', ', b.')}, b.reachable))""",
+        "create or replace temp table changed_after as select * from published_after "
+        "where lead_id in (select lead_id from changed_before)",
+        f"""create or replace temp table lead_changes as
+            select * from ({field_changes_sql('changed_before', 'changed_after', 'lead_id', list(CORRECTABLE_FIELDS))})
+            union all
+            select lead_id, 'lead', case when b.reachable then 'reachable' else 'unreachable' end,
+                   case when a.reachable then 'reachable' else 'unreachable' end
+            from changed_before b join changed_after a using (lead_id) where a.reachable <> b.reachable
+            union all
+            select lead_id, 'lead', case when reachable then 'reachable' else 'unreachable' end,
+                   coalesce((select 'merged into ' || max(e.other_lead_id) from {NEW_EVENTS} e
+                             where e.event_type = 'merged' and e.lead_id = b.lead_id), 'retired')
+            from changed_before b where lead_id not in (select lead_id from published_after)
+            union all
+            select lead_id, 'lead', null, 'created' from published_after
+            where lead_id not in (select lead_id from published_before)""",
+        f"""insert into {PENDING_HISTORY}
+            select c.lead_id, c.field, c.old_value, c.new_value,
+                   case when c.new_value = 'retired' and c.field = 'lead' then 'retire'
+                        when c.new_value like 'merged into %' and c.field = 'lead' then 'merge'
+                        else {cause} end,
+                   '{cause_id}', 'survivorship', '{actor}', now(), null
+            from lead_changes c""",
+        f"""insert into {OUTBOX}
+            select '{cause_id}-' || lead_id, lead_id, 'rebuilt',
+                   to_json({{'lead_id': lead_id, 'change': 'rebuilt', 'run_id': '{cause_id}',
+                            'changes': list({{'field': field, 'old': old_value, 'new': new_value}} order by field)}}),
+                   now()::timestamp
+            from lead_changes where lead_id in (select lead_id from published_before)
+            group by lead_id
+            on conflict do nothing""",
+    ]
+
+
+def publish_leads(conn: duckdb.DuckDBPyConnection, incremental: bool = False, cause_id: str | None = None,
+                  actor: str = "leadfactory run") -> Publication:
     """Reachable golden leads, the unreachable ones, members and the review queue together; events appended.
 
     ``incremental``: the built tables hold only the leads of an incremental build's scope; they replace
@@ -109,8 +179,20 @@ def publish_leads(conn: duckdb.DuckDBPyConnection, incremental: bool = False) ->
 
     from ..corrections.apply import ensure_correction_tables
 
+    from ..notify.webhooks import ensure_notification_tables
+
     ensure_refresh_tables(conn)
     ensure_correction_tables(conn)
+    ensure_notification_tables(conn)
+    cause_id = (cause_id or f"run-{datetime.now(timezone.utc):%Y%m%d%H%M%S%f}").replace("'", "")
+    has_published = relation_exists(conn, LEADS_CLEAN) and relation_exists(conn, LEADS_UNREACHABLE)
+    if has_published:
+        from ..corrections.apply import _ensure_published_columns
+
+        _ensure_published_columns(conn)
+    prepare = [f"create or replace temp table published_before as {_published_state_sql()}" if has_published else
+               "create or replace temp table published_before as select * from (select null::varchar as lead_id, "
+               + ", ".join(f"null::varchar as {f}" for f in _history_fields()) + ", null::boolean as reachable) where false"]
     tables = {
         LEADS_CLEAN: f"select * from {GOLDEN_LEADS} where {REACHABLE} order by lead_id",
         LEADS_UNREACHABLE: f"select * from {UNREACHABLE} order by lead_id",
@@ -160,11 +242,19 @@ def publish_leads(conn: duckdb.DuckDBPyConnection, incremental: bool = False) ->
                 where e.event_type = 'merged' and {LEAD_REGISTRY}.lead_id = e.lead_id""",
             # what is published now includes every change imported so far
             consume_pending_sql(),
+            *lead_history_statements(cause_id, actor.replace("'", "")),
             # a full build is what later incremental runs build on, with these rules
             *([] if incremental else record_rules_sql(rules_fingerprint())),
         ],
         checks=publication_checks(f"select lead_id from {GOLDEN_LEADS} union select lead_id from {UNREACHABLE}"),
+        prepare=prepare,
     )
+
+
+def _history_fields() -> tuple[str, ...]:
+    from ..corrections.rules import CORRECTABLE_FIELDS
+
+    return CORRECTABLE_FIELDS
 
 
 def lead_contacts_sql(members: str = LEAD_MEMBERS) -> str:
