@@ -420,6 +420,21 @@ def cmd_notify_send(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_restore(args: argparse.Namespace) -> int:
+    """Republish version V as a new version; what came after V is marked reverted, so it stays restored."""
+    from pipelines.lib.history.restore import restore_version
+
+    home = _home(args)
+    with home.writer_lock(f"leadfactory restore ({args.by})"), home.connect() as conn:
+        try:
+            done = restore_version(conn, home, args.version, args.by)
+        except KeyError as exc:
+            print(f"error: {exc.args[0]}", file=sys.stderr)
+            return 2
+    print(done.render())
+    return 0
+
+
 def cmd_backup(args: argparse.Namespace) -> int:
     """Copy the system of record to the backup location now (runs do it after each publication), or check it."""
     from pipelines.lib.history.backup import backup_home, backup_location, verify_backup
@@ -587,6 +602,15 @@ def build_parser() -> argparse.ArgumentParser:
                                         description="POST each due notification, signed per Standard Webhooks, to "
                                                     "LEADFACTORY_WEBHOOK_URL; failures are retried with backoff.")
     notify_send.set_defaults(func=cmd_notify_send)
+
+    restore = sub.add_parser("restore", help="republish an old version as a new one, and keep it",
+                             description="Version V becomes the published leads again, as a new version (history records "
+                                         "it); imports, corrections, edits and decisions applied after V are marked "
+                                         "reverted in the library (never deleted), so later runs keep V's state plus "
+                                         "only what arrives after the restore.")
+    restore.add_argument("version", type=int, metavar="V")
+    restore.add_argument("--by", required=True, metavar="NAME", help="who restores (kept in history)")
+    restore.set_defaults(func=cmd_restore)
 
     backup = sub.add_parser("backup", help="copy the system of record to the backup location, or --verify it",
                             description="library/ and versions/ are copied (only what is new) to $LEADFACTORY_BACKUP "

@@ -81,3 +81,48 @@ def test_a_home_that_lost_its_duckdb_file_recovers_the_same_leads_with_the_same_
     damaged.write_bytes(damaged.read_bytes()[:-1] + b"\0")
     verified = subprocess.run([LEADFACTORY, "backup", "--verify"], capture_output=True, text=True, env=env, timeout=120)
     assert verified.returncode == 1 and "differs from the home" in verified.stdout
+
+
+def test_a_restore_republishes_an_old_version_and_later_runs_keep_it(tmp_path, monkeypatch):
+    from pipelines.lib.history.history import LeadHistory
+    from pipelines.lib.history.versions import Versions
+    from pipelines.lib.identity.library import library_of
+
+    home = use_home(tmp_path / "home", monkeypatch)
+    monkeypatch.setenv("LEADFACTORY_BACKUP", str(tmp_path / "backup"))
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LEADFACTORY_HOME": str(home.root),
+           "DAGSTER_HOME": str(home.dagster_home), "LEADFACTORY_BACKUP": str(tmp_path / "backup")}
+    write_csv(home.warehouse_dir / "people.csv", PEOPLE)
+    run_library(home)
+    version_1 = published(home)
+    write_csv(home.inbox_dir / "more.csv", [person("孙悦", "13500000009", None, "京东", "北京"),
+                                            person("张伟", "13812345601", "zhangwei@163.com", "字节跳动", "北京")])
+    run_library(home)
+    events = events_dir_of(home.root)
+    events.mkdir(parents=True, exist_ok=True)
+
+    def owner_event(event_id, owner, at):
+        with (events / "crm.jsonl").open("a", encoding="utf-8") as out:
+            out.write(json.dumps({"event_id": event_id, "type": "owner_changed", "occurred_at": at, "source": "crm",
+                                  "lead": {"mobile": "13700000003"}, "payload": {"owner": owner}}) + "\n")
+        done = subprocess.run([LEADFACTORY, "events", "apply"], capture_output=True, text=True, env=env, timeout=300)
+        assert done.returncode == 0 and "1 applied" in done.stdout, done.stdout + done.stderr[-2000:]
+
+    owner_event("o-1", "销售甲", "2026-11-23T10:00:00+08:00")
+    assert published(home) != version_1 and len(Versions(home.versions_dir).list()) == 3
+
+    restored = subprocess.run([LEADFACTORY, "restore", "1", "--by", "小王"], capture_output=True, text=True, env=env,
+                              timeout=300)
+    assert restored.returncode == 0, restored.stderr[-2000:]
+    assert "republished as version 4" in restored.stdout and "1 imports, 1 corrections" in restored.stdout
+    assert published(home) == version_1
+    wang = next(r[0] for r in version_1 if r[1] == "王芳")
+    owner_rows = [r for r in LeadHistory(library_of(home.root).root).story(wang) if r["field"] == "owner"]
+    assert [(r["old_value"], r["new_value"], r["cause"]) for r in owner_rows][0] == ("销售甲", None, "restore")
+    # the restore holds through a full run; what arrives after it is applied
+    run_library(home)
+    assert published(home) == version_1
+    owner_event("o-2", "销售乙", "2026-11-24T10:00:00+08:00")
+    assert [r[5] for r in published(home) if r[1] == "王芳"] == ["销售乙"]
+    assert subprocess.run([LEADFACTORY, "restore", "99", "--by", "小王"], capture_output=True, text=True,
+                          env=env, timeout=120).returncode == 2

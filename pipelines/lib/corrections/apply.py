@@ -387,10 +387,13 @@ def publish_corrections(conn: duckdb.DuckDBPyConnection, library: Library) -> tu
     conn.execute("begin transaction")
     try:
         # committed: the event log (written after the corrections) names the event
+        conn.register("library_reversions", library.dataset("reversions"))
         conn.execute(f"""create or replace temp table new_corrections as
             select distinct on (correction_id) * from library_corrections
             where event_id in (select event_id from library_event_log)
+              and event_id not in (select reverted_id from library_reversions where kind = 'correction')
               and correction_id not in (select correction_id from {LEAD_CORRECTIONS})""")
+        conn.unregister("library_reversions")
         if not conn.execute("select count(*) from new_corrections").fetchone()[0]:
             conn.execute("rollback")
             return [], batch_id

@@ -180,17 +180,20 @@ def recover_home(home, source: Path) -> dict[str, int]:
                 conn.register("version_table", reader.read(table.split(".")[1]))
                 conn.execute(f"create or replace table {table} as select * from version_table")
                 conn.unregister("version_table")
-        for name in ("lead_registry", "decisions", "decision_records", "corrections", "event_log"):
+        for name in ("lead_registry", "decisions", "decision_records", "corrections", "event_log", "reversions"):
             conn.register(f"lib_{name}", library.dataset(name))
         conn.execute(f"""insert into {LEAD_REGISTRY} select lead_id, created_at, merged_into from lib_lead_registry
                          qualify row_number() over (partition by lead_id order by recorded_at desc) = 1""")
-        conn.execute(f"insert into {DECISIONS} by name select * from lib_decisions")
+        reverted = "(select reverted_id from lib_reversions where kind = '{}')"
+        conn.execute(f"insert into {DECISIONS} by name select * from lib_decisions "
+                     f"where decision_id::varchar not in {reverted.format('decision')}")
         conn.execute(f"""insert into {DECISION_RECORDS} by name select * from lib_decision_records
-                         where decision_id in (select decision_id from lib_decisions)""")
+                         where decision_id in (select decision_id from {DECISIONS})""")
         # every committed correction: the next run lays them all over the leads it builds
         conn.execute(f"""insert into {LEAD_CORRECTIONS} by name
                          select distinct on (correction_id) * from lib_corrections
-                         where event_id in (select event_id from lib_event_log)""")
+                         where event_id in (select event_id from lib_event_log)
+                           and event_id not in {reverted.format('correction')}""")
         counts.update({
             "leads": conn.execute("select count(*) from published.leads_clean").fetchone()[0] if versions else 0,
             "registry": conn.execute(f"select count(*) from {LEAD_REGISTRY}").fetchone()[0],

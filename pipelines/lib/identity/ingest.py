@@ -45,7 +45,7 @@ WORKING_COPY_STATE = f"{RAW_SCHEMA}.working_copy_state"  # the library table ver
 # Records retired from the library, with the import that first brought each: one that comes back (an
 # extract holds it again) keeps its first import, as a rebuild from the library's history would give it.
 RETIRED_RECORDS = f"{RAW_SCHEMA}.retired_records"
-MIRRORED_TABLES = ("records", "imports")
+MIRRORED_TABLES = ("records", "imports", "reversions")  # a restore changes what is current
 KEY_COLUMN = "_record_key"
 _SEP = "chr(31)"
 

@@ -114,10 +114,18 @@ REGISTRY_SCHEMA = pa.schema([
     ("recorded_at", pa.timestamp("us")),
 ])
 
+# What a restore reverted (pipelines/lib/history/restore.py): imports, corrections and decisions made after the
+# restored version, marked, never deleted; readers leave them out, so later runs keep the restored state.
+REVERSION_SCHEMA = pa.schema([
+    ("restore_id", pa.string()), ("restored_version", pa.int64()), ("kind", pa.string()),  # import | correction | decision
+    ("reverted_id", pa.string()), ("reverted_at", pa.timestamp("us")), ("actor", pa.string()),
+])
+
 TABLES = {"imports": IMPORTS_SCHEMA, "records": RECORD_SCHEMA, "import_rows": IMPORT_ROW_SCHEMA,
           "receipts": RECEIPT_SCHEMA,  # receipts: which imports have their receipt workbook
           "corrections": CORRECTION_SCHEMA, "event_log": EVENT_LOG_SCHEMA,
-          "decisions": DECISION_SCHEMA, "decision_records": DECISION_RECORD_SCHEMA, "lead_registry": REGISTRY_SCHEMA}
+          "decisions": DECISION_SCHEMA, "decision_records": DECISION_RECORD_SCHEMA, "lead_registry": REGISTRY_SCHEMA,
+          "reversions": REVERSION_SCHEMA}
 
 
 def new_import_id(at_least: int = 0) -> int:
@@ -177,7 +185,9 @@ class Library:
         for name in TABLES:
             conn.register(f"lib_all_{name}", self.dataset(name))
         conn.execute("create or replace temp view lib_imports as select * from lib_all_imports")
-        committed = "import_id in (select import_id from lib_all_imports)"
+        # committed (its imports row was written) and not reverted by a restore
+        committed = ("import_id in (select import_id from lib_all_imports) and import_id not in "
+                     "(select reverted_id::bigint from lib_all_reversions where kind = 'import')")
         conn.execute(f"create or replace temp view lib_records as select * from lib_all_records where {committed}")
         conn.execute(f"create or replace temp view lib_import_rows as select * from lib_all_import_rows where {committed}")
         conn.execute("""

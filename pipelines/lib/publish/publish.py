@@ -113,7 +113,7 @@ def _published_state_sql() -> str:
             f"select lead_id, {fields}, false from {LEADS_UNREACHABLE}")
 
 
-def lead_history_statements(cause_id: str, actor: str) -> list[str]:
+def lead_history_statements(cause_id: str, actor: str, cause: str | None = None, rule: str = "survivorship") -> list[str]:
     """After the new tables are in place (in the publication's transaction): a history row per changed field
     of every lead published before and after (only leads whose row changed are compared field by field),
     a row per lead created, merged away, retired or moved in or out of quarantine, and one notification
@@ -125,9 +125,15 @@ def lead_history_statements(cause_id: str, actor: str) -> list[str]:
     from ..notify.webhooks import OUTBOX
 
     columns = ", ".join(CORRECTABLE_FIELDS)
-    cause = f"""coalesce((select case max(e.event_type) filter (where e.event_type in ('merged', 'split'))
+    given = cause
+    cause = f"'{given}'" if given else f"""coalesce((select case max(e.event_type) filter (where e.event_type in ('merged', 'split'))
                                        when 'merged' then 'merge' when 'split' then 'split' end
                           from {NEW_EVENTS} e where e.other_lead_id = c.lead_id or e.lead_id = c.lead_id), 'import')"""
+    # a lead that left was merged away or retired, unless the whole publication has one cause (a restore)
+    cause_of_change = cause if given else (
+        "case when c.new_value = 'retired' and c.field = 'lead' then 'retire' "
+        "when c.new_value like 'merged into %' and c.field = 'lead' then 'merge' "
+        f"else {cause} end")
     return [
         f"create or replace temp table published_after as {_published_state_sql()}",
         f"""create or replace temp table changed_before as select * from published_before b
@@ -151,10 +157,8 @@ def lead_history_statements(cause_id: str, actor: str) -> list[str]:
             where lead_id not in (select lead_id from published_before)""",
         f"""insert into {PENDING_HISTORY}
             select c.lead_id, c.field, c.old_value, c.new_value,
-                   case when c.new_value = 'retired' and c.field = 'lead' then 'retire'
-                        when c.new_value like 'merged into %' and c.field = 'lead' then 'merge'
-                        else {cause} end,
-                   '{cause_id}', 'survivorship', '{actor}', now(), null
+                   {cause_of_change},
+                   '{cause_id}', '{rule}', '{actor}', now(), null
             from lead_changes c""",
         f"""insert into {OUTBOX}
             select '{cause_id}-' || lead_id, lead_id, 'rebuilt',
