@@ -30,6 +30,19 @@ PEOPLE = [
 ]
 
 
+def assert_append_only(home):
+    """Every commit to every table of the system of record (the library, the versions' log) only appended
+    rows: no update, delete, merge or overwrite ever ran on them."""
+    from deltalake import DeltaTable
+
+    tables = [p for p in (home.root / "library").iterdir() if p.is_dir()] + [home.versions_dir / "log"]
+    assert {"lead_history", "corrections", "event_log", "records", "reversions"} <= {p.name for p in tables} or \
+        {"lead_history", "corrections", "event_log", "records", "decisions"} <= {p.name for p in tables}
+    for table in tables:
+        commits = {(c["operation"], c.get("operationParameters", {}).get("mode")) for c in DeltaTable(str(table)).history()}
+        assert commits == {("WRITE", "Append")}, f"{table.name}: {commits}"
+
+
 def published(home):
     with duckdb.connect(str(home.duckdb_path), read_only=True) as conn:
         return sorted(conn.execute("select lead_id, name, mobile, mobiles, company, owner, record_count "
@@ -72,6 +85,7 @@ def test_a_home_that_lost_its_duckdb_file_recovers_the_same_leads_with_the_same_
     assert "1 decisions" in recovered.stdout and "1 corrections" in recovered.stdout
     run_library(home)
     assert published(home) == before
+    assert_append_only(home)
     # recovery refuses a home that still has its DuckDB file
     again = subprocess.run([LEADFACTORY, "recover", "--from", str(backup)], capture_output=True, text=True, env=env, timeout=120)
     assert again.returncode == 2 and "exists" in again.stderr
@@ -124,5 +138,6 @@ def test_a_restore_republishes_an_old_version_and_later_runs_keep_it(tmp_path, m
     assert published(home) == version_1
     owner_event("o-2", "销售乙", "2026-11-24T10:00:00+08:00")
     assert [r[5] for r in published(home) if r[1] == "王芳"] == ["销售乙"]
+    assert_append_only(home)
     assert subprocess.run([LEADFACTORY, "restore", "99", "--by", "小王"], capture_output=True, text=True,
                           env=env, timeout=120).returncode == 2

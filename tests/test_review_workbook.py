@@ -186,6 +186,11 @@ def test_a_filled_workbook_applies_as_one_batch_and_every_later_run_honours_it(h
     queued_before = queue_pairs(home)
     run_library(home)
     assert lead(home, 2) == lead(home, 3)  # m1: the person said same
+    from pipelines.lib.history.history import LeadHistory
+    from pipelines.lib.identity.library import library_of
+
+    story = LeadHistory(library_of(home.root).root).story(lead(home, 2))
+    assert story and story[0]["cause"] == "review_decision"  # the merge the decision made, in the lead's history
     queued = queue_pairs(home)
     for key in ("m2", "m3", "e1"):  # different: kept apart, and not offered again
         left, right = leads_of_pair(home, key)

@@ -126,7 +126,16 @@ def lead_history_statements(cause_id: str, actor: str, cause: str | None = None,
 
     columns = ", ".join(CORRECTABLE_FIELDS)
     given = cause
-    cause = f"'{given}'" if given else f"""coalesce((select case max(e.event_type) filter (where e.event_type in ('merged', 'split'))
+    from ..matching.leads import DECISION_RECORDS, DECISIONS
+
+    # a decision made since the last publication about one of the lead's records made this change
+    cause = f"'{given}'" if given else f"""coalesce(
+                          (select max('review_decision') from {DECISIONS} d
+                           join {DECISION_RECORDS} r using (decision_id) join {LEAD_MEMBERS} m using (record_id)
+                           where m.lead_id = c.lead_id
+                             and d.decided_at > (select coalesce(max(published_at), '-infinity'::timestamp)
+                                                 from {PUBLICATIONS_TABLE})),
+                          (select case max(e.event_type) filter (where e.event_type in ('merged', 'split'))
                                        when 'merged' then 'merge' when 'split' then 'split' end
                           from {NEW_EVENTS} e where e.other_lead_id = c.lead_id or e.lead_id = c.lead_id), 'import')"""
     # a lead that left was merged away or retired, unless the whole publication has one cause (a restore)
