@@ -204,3 +204,29 @@ def test_a_rebuild_writes_history_and_notifies_the_leads_it_changed(home):
                                 "order by created_at desc").fetchall()[: 1]
         assert conn.execute("select count(*) from notify.notification_outbox").fetchone()[0] == outbox_before + 1
     assert notified[0][0] == li["lead_id"] and "lina@163.com" in notified[0][1]  # a new lead is not a change
+
+
+@pytest.mark.parametrize("point", ["corrections_recorded", "corrections_published"])
+def test_kill_9_between_applying_and_publishing_gives_the_right_state_on_the_next_run_once(home, point):
+    import os
+
+    wang = lead(home, "+8613700000003")
+    owner = f"销售-{point}"
+    at = {"corrections_recorded": "2026-11-27T09:00:00Z", "corrections_published": "2026-11-27T10:00:00Z"}[point]
+    write_events(home, "app.jsonl", [event(f"k-{point}", "owner_changed", at,
+                                           {"lead_id": wang["lead_id"]}, owner=owner)])
+    env = {**os.environ, "LEADFACTORY_KILL_AT": point}
+    killed = subprocess.run([LEADFACTORY, "events", "apply"], capture_output=True, text=True, env=env, timeout=300)
+    assert killed.returncode == -9, killed.stdout + killed.stderr[-2000:]  # SIGKILL, as kill -9
+    env.pop("LEADFACTORY_KILL_AT")
+    again = subprocess.run([LEADFACTORY, "events", "apply"], capture_output=True, text=True, env=env, timeout=300)
+    assert again.returncode == 0, again.stdout + again.stderr[-2000:]
+    assert "0 read" in again.stdout or "nothing new" in again.stdout  # the line is not read, or applied, twice
+    assert lead(home, lead_id=wang["lead_id"])["owner"] == owner
+    rows = [r for r in LeadHistory(library_of(home.root).root).story(wang["lead_id"]) if r["new_value"] == owner]
+    assert len(rows) == 1
+    with duckdb.connect(str(home.duckdb_path), read_only=True) as conn:
+        assert conn.execute("select count(*) from notify.notification_outbox where payload::varchar like ?",
+                            [f"%{owner}%"]).fetchone()[0] == 1
+    latest = Versions(home.versions_dir).read("leads_clean")
+    assert owner in latest.column("owner").to_pylist()  # the published version has it too

@@ -9,6 +9,7 @@ from pipelines.defs.resources import DUCKDB_WRITER_POOL, LeadHomeResource
 from pipelines.lib.corrections.apply import (PENDING_HISTORY, ensure_correction_tables, events_dir_of, flush_history,
                                              publish_corrections, record_events)
 from pipelines.lib.corrections.rules import load_correction_rules
+from pipelines.lib.faults import kill_point
 from pipelines.lib.identity.library import library_of
 from pipelines.lib.publish.publish import LEADS_CLEAN, publish_version
 from pipelines.lib.quality.profiling import relation_exists
@@ -39,7 +40,9 @@ def applied_corrections(context: dg.AssetExecutionContext, config: CorrectionCon
             raise dg.Failure("尚未发布线索 (nothing published yet): events wait until the first run "
                              "(`leadfactory run`) has published leads")
         report = record_events(conn, library, events_dir, load_correction_rules(), max_lines=config.max_lines or None)
+        kill_point("corrections_recorded")  # tests: killed between the library commit and the publication
         changed, batch_id = publish_corrections(conn, library)
+        kill_point("corrections_published")  # tests: killed before the version and the history flush
         ensure_correction_tables(conn)
         unflushed = conn.execute(f"select count(*) from {PENDING_HISTORY}").fetchone()[0]
         version = None
