@@ -375,8 +375,8 @@ def publish_corrections(conn: duckdb.DuckDBPyConnection, library: Library) -> tu
     """Step 4: lay the committed corrections not laid over yet onto the published leads, moving a lead to
     or from leads_unreachable as its contacts go, with their history rows and notifications, in one
     transaction. Returns (the leads that changed, the batch id)."""
-    from ..history.history import FIELD_WORDS, field_changes_sql
-    from ..notify.webhooks import ensure_notification_tables
+    from ..history.history import field_changes_sql
+    from ..notify.webhooks import OUTBOX, ensure_notification_tables
 
     ensure_correction_tables(conn)
     ensure_notification_tables(conn)
@@ -445,15 +445,17 @@ def publish_corrections(conn: duckdb.DuckDBPyConnection, library: Library) -> tu
                    case when maker.level = 'manual_edit' then 'manual_edit' else 'event' end,
                    maker.event_id, maker.event_type, maker.who, now(), null
             from attributed""")
-        rows = conn.execute(f"""
-            select lead_id, list({{'field': field, 'old': old_value, 'new': new_value}} order by field),
-                   list(distinct cause_id)
-            from {PENDING_HISTORY} where changed_at = now() group by lead_id""").fetchall()
-        from ..notify.webhooks import enqueue
-        for lead_id, changes, causes in rows:
-            enqueue(conn, f"{batch_id}-{lead_id}", lead_id, "corrected",
-                    {"lead_id": lead_id, "change": "corrected", "changes": changes, "event_ids": causes,
-                     "fields": [FIELD_WORDS.get(c["field"], c["field"]) for c in changes]})
+        # one notification per changed lead, in this transaction (set-based: thousands of leads per batch)
+        conn.execute(f"""
+            insert into {OUTBOX}
+            select '{batch_id}-' || lead_id, lead_id, 'corrected',
+                   to_json({{'lead_id': lead_id, 'change': 'corrected', 'batch_id': '{batch_id}',
+                             'changes': list({{'field': field, 'old': old_value, 'new': new_value}} order by field),
+                             'event_ids': list(distinct cause_id order by cause_id)}}),
+                   now()::timestamp
+            from {PENDING_HISTORY} where changed_at = now() group by lead_id
+            on conflict do nothing""")
+        rows = conn.execute("select distinct lead_id from lead_changes order by lead_id").fetchall()
         conn.execute("commit")
     except Exception:
         conn.execute("rollback")
