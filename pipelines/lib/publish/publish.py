@@ -129,15 +129,24 @@ def lead_history_statements(cause_id: str, actor: str, cause: str | None = None,
     from ..matching.leads import DECISION_RECORDS, DECISIONS
 
     # a decision made since the last publication about one of the lead's records made this change
-    cause = f"'{given}'" if given else f"""coalesce(
-                          (select max('review_decision') from {DECISIONS} d
-                           join {DECISION_RECORDS} r using (decision_id) join {LEAD_MEMBERS} m using (record_id)
-                           where m.lead_id = c.lead_id
-                             and d.decided_at > (select coalesce(max(published_at), '-infinity'::timestamp)
-                                                 from {PUBLICATIONS_TABLE})),
-                          (select case max(e.event_type) filter (where e.event_type in ('merged', 'split'))
-                                       when 'merged' then 'merge' when 'split' then 'split' end
-                          from {NEW_EVENTS} e where e.other_lead_id = c.lead_id or e.lead_id = c.lead_id), 'import')"""
+    # per lead (set-based: a first publication has a million), what made its changes: a decision since the
+    # last publication about one of its records, else a merge or split of this build, else the import
+    lead_causes = f"""create or replace temp table lead_causes as
+        with decided as (
+            select distinct m.lead_id from {DECISIONS} d
+            join {DECISION_RECORDS} r using (decision_id) join {LEAD_MEMBERS} m using (record_id)
+            where d.decided_at > (select coalesce(max(published_at), '-infinity'::timestamp) from {PUBLICATIONS_TABLE})),
+        rebuilt as (
+            select lead_id, max(event_type) as event_type from (
+                select lead_id, event_type from {NEW_EVENTS} where event_type in ('merged', 'split')
+                union all
+                select other_lead_id, event_type from {NEW_EVENTS} where event_type in ('merged', 'split'))
+            group by lead_id)
+        select lead_id, 'review_decision' as cause from decided
+        union all
+        select lead_id, case event_type when 'merged' then 'merge' else 'split' end from rebuilt
+        where lead_id not in (select lead_id from decided)"""
+    cause = f"'{given}'" if given else "coalesce(lc.cause, 'import')"
     # a lead that left was merged away or retired, unless the whole publication has one cause (a restore)
     cause_of_change = cause if given else (
         "case when c.new_value = 'retired' and c.field = 'lead' then 'retire' "
@@ -157,18 +166,21 @@ def lead_history_statements(cause_id: str, actor: str, cause: str | None = None,
                    case when a.reachable then 'reachable' else 'unreachable' end
             from changed_before b join changed_after a using (lead_id) where a.reachable <> b.reachable
             union all
-            select lead_id, 'lead', case when reachable then 'reachable' else 'unreachable' end,
-                   coalesce((select 'merged into ' || max(e.other_lead_id) from {NEW_EVENTS} e
-                             where e.event_type = 'merged' and e.lead_id = b.lead_id), 'retired')
-            from changed_before b where lead_id not in (select lead_id from published_after)
+            select b.lead_id, 'lead', case when b.reachable then 'reachable' else 'unreachable' end,
+                   coalesce('merged into ' || e.survivor, 'retired')
+            from changed_before b
+            left join (select lead_id, max(other_lead_id) as survivor from {NEW_EVENTS} where event_type = 'merged'
+                       group by lead_id) e using (lead_id)
+            where b.lead_id not in (select lead_id from published_after)
             union all
             select lead_id, 'lead', null, 'created' from published_after
             where lead_id not in (select lead_id from published_before)""",
+        lead_causes,
         f"""insert into {PENDING_HISTORY}
             select c.lead_id, c.field, c.old_value, c.new_value,
                    {cause_of_change},
                    '{cause_id}', '{rule}', '{actor}', now(), null
-            from lead_changes c""",
+            from lead_changes c left join lead_causes lc using (lead_id)""",
         f"""insert into {OUTBOX}
             select '{cause_id}-' || lead_id, lead_id, 'rebuilt',
                    to_json({{'lead_id': lead_id, 'change': 'rebuilt', 'run_id': '{cause_id}',
