@@ -403,21 +403,23 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_notify_send(args: argparse.Namespace) -> int:
-    from pipelines.lib.notify.webhooks import deliver_due, endpoints_from_env
+    """The due notifications, once, exactly as the sender's sensor's job delivers them."""
+    from pipelines.lib.notify.webhooks import endpoints_from_env
 
-    home = _home(args)
     try:
-        endpoints = endpoints_from_env()
+        configured = endpoints_from_env()
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if not endpoints:
+    if not configured:
         print("no webhook endpoint configured (LEADFACTORY_WEBHOOK_URL, LEADFACTORY_WEBHOOK_SECRET); nothing sent")
         return 0
-    with home.writer_lock("leadfactory notify send"), home.connect() as conn:
-        report = deliver_due(conn, endpoints)
-    print(f"notifications: {report.render()}")
-    return 0
+    _, result = _execute_job(args, "notification_job")
+    for event in result.get_asset_materialization_events():
+        report = event.materialization.metadata.get("report")
+        if report is not None:
+            print(f"notifications: {report.value}")
+    return _report(result)
 
 
 def cmd_restore(args: argparse.Namespace) -> int:

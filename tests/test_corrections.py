@@ -230,3 +230,41 @@ def test_kill_9_between_applying_and_publishing_gives_the_right_state_on_the_nex
                             [f"%{owner}%"]).fetchone()[0] == 1
     latest = Versions(home.versions_dir).read("leads_clean")
     assert owner in latest.column("owner").to_pylist()  # the published version has it too
+
+
+def test_notify_send_delivers_the_outbox_to_an_endpoint_that_was_down_for_a_while(home):
+    import os
+    import socket
+    import time
+
+    import dagster as dg
+
+    from pipelines.defs.notify.sensors import evaluate_notifications
+    from tests.test_notifications import SECRET, Receiver
+
+    with socket.socket() as probe:  # a port nobody listens on yet
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {**os.environ, "LEADFACTORY_WEBHOOK_URL": f"http://127.0.0.1:{port}/hooks/leads",
+           "LEADFACTORY_WEBHOOK_SECRET": SECRET}
+    with duckdb.connect(str(home.duckdb_path), read_only=True) as conn:
+        waiting = {r[0] for r in conn.execute("select notification_id from notify.notification_outbox").fetchall()}
+    assert waiting
+    down = subprocess.run([LEADFACTORY, "notify", "send"], capture_output=True, text=True, env=env, timeout=300)
+    assert down.returncode == 0 and f"failed (will retry) {len(waiting)}" in down.stdout, down.stdout + down.stderr[-2000:]
+    receiver = Receiver(port=port)
+    try:
+        time.sleep(5.5)  # the first retry is due 5 s after a failed attempt
+        up = subprocess.run([LEADFACTORY, "notify", "send"], capture_output=True, text=True, env=env, timeout=300)
+        assert up.returncode == 0 and f"delivered {len(waiting)}" in up.stdout, up.stdout + up.stderr[-2000:]
+        assert set(receiver.accepted) == waiting and receiver.rejected_signatures == 0
+    finally:
+        receiver.server.shutdown()
+    # the sender's sensor asks for the same job while an endpoint is configured, and not without one
+    instance = dg.DagsterInstance.ephemeral()
+    assert isinstance(evaluate_notifications(instance), dg.SkipReason)
+    os.environ["LEADFACTORY_WEBHOOK_URL"], os.environ["LEADFACTORY_WEBHOOK_SECRET"] = env["LEADFACTORY_WEBHOOK_URL"], SECRET
+    try:
+        assert isinstance(evaluate_notifications(instance), dg.RunRequest)
+    finally:
+        del os.environ["LEADFACTORY_WEBHOOK_URL"], os.environ["LEADFACTORY_WEBHOOK_SECRET"]

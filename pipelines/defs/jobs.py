@@ -10,7 +10,8 @@ from pipelines.defs.quality.checks import FRESHNESS_CHECKS
 
 TRAINING = dg.AssetSelection.groups("training")
 CORRECTIONS = dg.AssetSelection.groups("corrections")
-LIBRARY_FLOW = dg.AssetSelection.all() - TRAINING - CORRECTIONS
+NOTIFY = dg.AssetSelection.groups("notify")
+LIBRARY_FLOW = dg.AssetSelection.all() - TRAINING - CORRECTIONS - NOTIFY
 
 nightly_job = dg.define_asset_job(
     "nightly_job",
@@ -34,6 +35,13 @@ correction_job = dg.define_asset_job(
     selection=CORRECTIONS,
     executor_def=dg.in_process_executor,
     description="Apply new events and manual edits to the published leads: history, notifications, a new version.",
+)
+
+notification_job = dg.define_asset_job(
+    "notification_job",
+    selection=NOTIFY,
+    executor_def=dg.in_process_executor,
+    description="Deliver the due notifications to the configured webhooks (leadfactory notify send).",
 )
 
 training_job = dg.define_asset_job(
