@@ -149,6 +149,7 @@ def test_a_manual_edit_beats_a_later_event_and_an_invalid_value_is_refused(home)
     assert lead(home, lead_id=wang["lead_id"])["company"] == "腾讯音乐"
     story = subprocess.run([LEADFACTORY, "history", wang["lead_id"]], capture_output=True, text=True, env=env, timeout=120)
     assert "人工修改 manual edit" in story.stdout and "小王" in story.stdout and "腾讯音乐" in story.stdout
+    assert "客户来电" in story.stdout  # the reason given with the edit
 
 
 def test_a_batch_recorded_but_not_published_before_a_crash_is_published_once_by_the_next_run(home):

@@ -80,6 +80,7 @@ def ensure_correction_tables(conn: duckdb.DuckDBPyConnection) -> None:
     conn.execute(f"create schema if not exists {SCHEMA}")
     columns = ", ".join(f"{f.name} {'timestamp' if pa.types.is_timestamp(f.type) else 'varchar'}" for f in CORRECTION_SCHEMA)
     conn.execute(f"create table if not exists {LEAD_CORRECTIONS} ({columns})")
+    conn.execute(f"alter table {LEAD_CORRECTIONS} add column if not exists reason varchar")  # added after the first release
     conn.execute(f"create table if not exists {HOLDING} (lead_id varchar, field varchar, value varchar, "
                  "correction_id varchar, occurred_at timestamp)")
     conn.execute(f"create table if not exists {INVALID_CONTACTS} (lead_id varchar, field varchar, value varchar, "
@@ -257,7 +258,7 @@ def _corrections_of(event: Event, rules: CorrectionRules, lead_id: str, now: dat
     rule = rules.event_types[event.type]
     common = {"event_id": event.event_id, "level": correction_level(event.type), "event_type": event.type,
               "lead_id": lead_id, "occurred_at": event.occurred_at.astimezone(timezone.utc).replace(tzinfo=None),
-              "source": event.source, "actor": event.actor, "recorded_at": now}
+              "source": event.source, "actor": event.actor, "recorded_at": now, "reason": event.reason}
     rows = []
     for target, source in rule.sets.items():
         value = source[1] if isinstance(source, tuple) else event.payload.get(source)
@@ -368,7 +369,7 @@ def _judge_against_holding(conn, judged, new_rows, outcome) -> None:
 def _as_doc(event: Event) -> dict:
     return {"event_id": event.event_id, "type": event.type, "occurred_at": event.occurred_at.isoformat(),
             "source": event.source, "lead": {event.lead_key: event.lead_value}, "payload": event.payload,
-            **({"actor": event.actor} if event.actor else {})}
+            **({"actor": event.actor} if event.actor else {}), **({"reason": event.reason} if event.reason else {})}
 
 
 def publish_corrections(conn: duckdb.DuckDBPyConnection, library: Library) -> tuple[list[str], str]:
@@ -433,7 +434,8 @@ def publish_corrections(conn: duckdb.DuckDBPyConnection, library: Library) -> tu
         conn.execute(f"""
             insert into {PENDING_HISTORY}
             with made as (
-                select lead_id, field, struct_pack(event_id, level, event_type, who := coalesce(actor, source)) as maker,
+                select lead_id, field, struct_pack(event_id, level, event_type, who := coalesce(actor, source),
+                                            rule := event_type || coalesce(': ' || reason, '')) as maker,
                        occurred_at
                 from resolved_corrections where correction_id in (select correction_id from new_corrections)),
             by_field as (select lead_id, field, arg_max(maker, occurred_at) as maker from made group by all),
@@ -443,7 +445,7 @@ def publish_corrections(conn: duckdb.DuckDBPyConnection, library: Library) -> tu
                 left join by_field f using (lead_id, field) left join by_lead l using (lead_id))
             select lead_id, field, old_value, new_value,
                    case when maker.level = 'manual_edit' then 'manual_edit' else 'event' end,
-                   maker.event_id, maker.event_type, maker.who, now(), null
+                   maker.event_id, maker.rule, maker.who, now(), null
             from attributed""")
         # one notification per changed lead, in this transaction (set-based: thousands of leads per batch)
         conn.execute(f"""

@@ -47,6 +47,7 @@ class Event:
     file: str                    # the events file, relative to the events folder
     line: int                    # 1-based line number in that file
     offset: int = 0              # the byte offset just past this line: where the next read starts
+    reason: str | None = None    # why (a manual edit's --reason), kept with the correction and in history
 
 
 @dataclass(frozen=True)
@@ -149,7 +150,7 @@ def judge_line(raw: bytes, file: str, line: int, rules: CorrectionRules) -> Even
         return dead(f"内容不完整或无效 (failed validation): payload.{problem}")
     (lead_key, lead_value), = doc["lead"].items()
     return Event(doc["event_id"], doc["type"], occurred_at, doc["source"], lead_key, lead_value.strip(),
-                 payload, doc.get("actor"), file, line)
+                 payload, doc.get("actor"), file, line, reason=(doc.get("reason") or None) if isinstance(doc.get("reason"), str) else None)
 
 
 def _parse_time(value: str) -> datetime | None:

@@ -86,6 +86,7 @@ CORRECTION_SCHEMA = pa.schema([
     ("source", pa.string()),
     ("actor", pa.string()),
     ("recorded_at", pa.timestamp("us")),
+    ("reason", pa.string()),          # why, when the event or edit said so
 ])
 # Every event line read and what became of it; written after the batch's corrections (the commit marker),
 # and where the events source's cursor stands (the largest end_offset per file).
