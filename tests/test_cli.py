@@ -15,7 +15,9 @@ LEADFACTORY = str(Path(sys.executable).with_name("leadfactory"))
 SAMPLES = Path(__file__).resolve().parents[1] / "data" / "samples"
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["ingest"], ["summary"], ["samples"], ["dedupe"], ["train"], ["decide"]])
+@pytest.mark.parametrize("command", [[], ["run"], ["ingest"], ["summary"], ["samples"], ["dedupe"], ["train"], ["decide"],
+                                     ["versions"], ["diff"], ["events", "apply"], ["edit"], ["history"], ["restore"],
+                                     ["backup"], ["recover"], ["notify", "send"]])
 def test_every_command_has_help(command):
     done = subprocess.run([LEADFACTORY, *command, "--help"], capture_output=True, text=True, check=True)
     assert "usage: leadfactory" in done.stdout
@@ -23,7 +25,8 @@ def test_every_command_has_help(command):
 
 
 def test_parser_knows_the_commands():
-    assert {"run", "ingest", "summary", "samples", "dedupe", "train", "decide"} <= set(build_parser()._subparsers._group_actions[0].choices)
+    assert {"run", "ingest", "summary", "samples", "dedupe", "train", "decide", "versions", "diff", "events", "edit",
+            "history", "restore", "backup", "recover", "notify"} <= set(build_parser()._subparsers._group_actions[0].choices)
 
 
 def test_run_prints_the_summary(tmp_path):
