@@ -66,3 +66,14 @@ def test_history_is_appended_only_and_tells_a_lead_story_newest_first_with_conta
     sizes = [DeltaTable(str(tmp_path / "library" / "lead_history"), version=v).to_pyarrow_table().num_rows
              for v in range(table.version() + 1)]
     assert sizes == sorted(sizes) and sizes[-1] == 3
+
+
+def test_a_table_a_publication_did_not_change_carries_over_without_being_rewritten(tmp_path):
+    versions = Versions(tmp_path / "versions")
+    members = pa.table({"lead_id": ["L1", "L1"], "record_id": ["r1", "r2"]})
+    versions.publish({"leads_clean": _leads([("L1", "张伟", "+8613800000001")]), "lead_members": members}, cause="run")
+    two = versions.publish({"leads_clean": _leads([("L1", "张伟", "+8613900000002")])}, cause="corrections")
+    assert two.tables["lead_members"] == versions.get(1).tables["lead_members"]
+    assert versions.read("lead_members", 2).equals(members)
+    assert DeltaTable(str(tmp_path / "versions" / "lead_members")).version() == 0  # written once
+    assert versions.read("leads_clean", 2).to_pylist()[0]["mobile"] == "+8613900000002"

@@ -11,7 +11,7 @@ from pipelines.lib.corrections.apply import (PENDING_HISTORY, ensure_correction_
 from pipelines.lib.corrections.rules import load_correction_rules
 from pipelines.lib.faults import kill_point
 from pipelines.lib.identity.library import library_of
-from pipelines.lib.publish.publish import LEADS_CLEAN, publish_version
+from pipelines.lib.publish.publish import LEADS_CLEAN, LEADS_UNREACHABLE, publish_version
 from pipelines.lib.quality.profiling import relation_exists
 
 
@@ -47,7 +47,9 @@ def applied_corrections(context: dg.AssetExecutionContext, config: CorrectionCon
         unflushed = conn.execute(f"select count(*) from {PENDING_HISTORY}").fetchone()[0]
         version = None
         if changed or unflushed:  # unflushed: a run that died after its commit left its version to this one
-            version = publish_version(conn, home.versions_dir, "corrections", batch_id).version
+            # corrections change leads, never members or the review queue: only the lead tables are rewritten
+            version = publish_version(conn, home.versions_dir, "corrections", batch_id,
+                                      changed=(LEADS_CLEAN, LEADS_UNREACHABLE)).version
         history_rows = flush_history(conn, library.root, version)
     if version is not None:
         back_up(context, home)

@@ -62,11 +62,14 @@ class Versions:
 
     def publish(self, tables: dict[str, pa.Table], cause: str, cause_id: str | None = None) -> Version:
         """Write each table as its next Delta version, then append the version's log row: the log row is
-        the commit marker, so a crash between the two leaves table versions no log row names (ignored)."""
+        the commit marker, so a crash between the two leaves table versions no log row names (ignored).
+        A table of the previous version not given here did not change: the new version names the same
+        Delta version of it (nothing is rewritten)."""
         self.root.mkdir(parents=True, exist_ok=True)
         versions = self.list()
         number = (versions[-1].version if versions else 0) + 1
-        written = {}
+        written = {name: entry for name, entry in (versions[-1].tables.items() if versions else ())
+                   if name not in tables}
         for name, table in tables.items():
             write_deltalake(self._path(name), table, mode="overwrite", schema_mode="overwrite")
             written[name] = {"delta_version": DeltaTable(self._path(name)).version(), "rows": table.num_rows}

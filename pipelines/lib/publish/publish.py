@@ -31,13 +31,18 @@ RECORD_CONTACTS = "intermediate.int_lead_contacts"
 VERSIONED_TABLES = (LEADS_CLEAN, LEADS_UNREACHABLE, LEAD_MEMBERS, LEAD_REVIEW_QUEUE)
 
 
-def publish_version(conn: duckdb.DuckDBPyConnection, versions_dir, cause: str, cause_id: str | None):
+def publish_version(conn: duckdb.DuckDBPyConnection, versions_dir, cause: str, cause_id: str | None,
+                    changed: tuple[str, ...] = VERSIONED_TABLES):
     """The published tables as the next numbered version, readable without the DuckDB file. Written after
-    the DuckDB commit: a crash in between leaves it to the next publication, which writes the tables whole."""
+    the DuckDB commit: a crash in between leaves it to the next publication, which writes the tables whole.
+    ``changed``: the tables this publication changed; the others carry over from the previous version."""
     from ..history.versions import Versions
 
-    return Versions(versions_dir).publish(
-        {table.split(".")[1]: conn.table(table).to_arrow_table() for table in VERSIONED_TABLES}, cause=cause,
+    versions = Versions(versions_dir)
+    if not versions.list():
+        changed = VERSIONED_TABLES
+    return versions.publish(
+        {table.split(".")[1]: conn.table(table).to_arrow_table() for table in changed}, cause=cause,
         cause_id=cause_id)
 
 
