@@ -313,7 +313,8 @@ def cmd_diff(args: argparse.Namespace) -> int:
     return 0
 
 
-def _correction_report(result) -> str | None:
+def _run_report(result) -> str | None:
+    """The "report" a run's asset wrote into its metadata (correction and notification runs)."""
     for event in result.get_asset_materialization_events():
         report = event.materialization.metadata.get("report")
         if report is not None:
@@ -324,7 +325,7 @@ def _correction_report(result) -> str | None:
 def cmd_events_apply(args: argparse.Namespace) -> int:
     """The pending event lines, once, exactly as the events sensor's job applies them."""
     home, result = _execute_job(args, "correction_job")
-    report = _correction_report(result)
+    report = _run_report(result)
     if report:
         print(report)
     return _report(result)
@@ -415,10 +416,9 @@ def cmd_notify_send(args: argparse.Namespace) -> int:
         print("no webhook endpoint configured (LEADFACTORY_WEBHOOK_URL, LEADFACTORY_WEBHOOK_SECRET); nothing sent")
         return 0
     _, result = _execute_job(args, "notification_job")
-    for event in result.get_asset_materialization_events():
-        report = event.materialization.metadata.get("report")
-        if report is not None:
-            print(f"notifications: {report.value}")
+    report = _run_report(result)
+    if report:
+        print(f"notifications: {report}")
     return _report(result)
 
 

@@ -23,6 +23,8 @@ HOST_TAG = "leadfactory/host"
 # another process is not the run's process.
 PROCESS_TAG = "leadfactory/process"
 ACTIVE_STATUSES = [dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
+# A run that has not ended yet (queued or waiting to start too): what a sensor waits for before asking again.
+UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, *ACTIVE_STATUSES]
 
 log = logging.getLogger(__name__)
 

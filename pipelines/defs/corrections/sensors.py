@@ -12,13 +12,11 @@ import json
 import dagster as dg
 
 from pipelines.defs.jobs import correction_job
-from pipelines.defs.run_health import reap_dead_runs
+from pipelines.defs.run_health import UNFINISHED, reap_dead_runs
 from pipelines.lib.corrections.apply import events_dir_of, pending_event_bytes
 from pipelines.lib.home import LeadHome
 from pipelines.lib.identity.library import library_of
 
-UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-              dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
 
 def evaluate_events(instance: dg.DagsterInstance, cursor: str | None) -> tuple[dg.RunRequest | dg.SkipReason, str]:

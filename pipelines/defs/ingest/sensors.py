@@ -20,7 +20,7 @@ import dagster as dg
 
 from pipelines.defs.ingest.assets import import_run_config
 from pipelines.defs.jobs import inbox_import_job
-from pipelines.defs.run_health import reap_dead_runs
+from pipelines.defs.run_health import UNFINISHED, reap_dead_runs
 from pipelines.lib.home import LeadHome
 from pipelines.lib.identity.ingest import file_label, source_files
 from pipelines.lib.sources.sources import load_sources
@@ -28,8 +28,6 @@ from pipelines.lib.sources.sources import load_sources
 RETRY_BACKOFF_SECONDS = 600.0
 MAX_QUICK_RETRIES = 3
 WATCHED_JOBS = ("inbox_import_job", "nightly_job")
-UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-              dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
 
 def evaluate_inbox(instance: dg.DagsterInstance, cursor: str | None, now: float | None = None

@@ -6,10 +6,9 @@ from __future__ import annotations
 import dagster as dg
 
 from pipelines.defs.jobs import notification_job
+from pipelines.defs.run_health import UNFINISHED
 from pipelines.lib.notify.webhooks import WEBHOOK_URL_ENV, endpoints_from_env
 
-UNFINISHED = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-              dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING]
 
 
 def evaluate_notifications(instance: dg.DagsterInstance) -> dg.RunRequest | dg.SkipReason:

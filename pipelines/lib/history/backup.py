@@ -12,7 +12,6 @@ temporary name and renamed, so a backup interrupted half-way leaves no half file
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import duckdb
 
+from ..identity.ingest import file_hash
 from ..identity.library import Library
 
 log = logging.getLogger(__name__)
@@ -92,14 +92,6 @@ def backup_home(home_root: Path, target: Path) -> BackupReport:
     return BackupReport(target, copied, unchanged, size)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def verify_backup(home_root: Path, target: Path) -> list[str]:
     """Every file of the home's system of record is in the backup with the same content (sha256); the
     problems found, in words, or none."""
@@ -110,7 +102,7 @@ def verify_backup(home_root: Path, target: Path) -> list[str]:
         copy = target / relative
         if not copy.exists():
             problems.append(f"备份缺少文件 (missing in the backup): {relative}")
-        elif copy.stat().st_size != source.stat().st_size or _sha256(copy) != _sha256(source):
+        elif copy.stat().st_size != source.stat().st_size or file_hash(copy) != file_hash(source):
             problems.append(f"备份内容不同 (differs from the home): {relative}")
     return problems
 
