@@ -11,10 +11,26 @@ from pipelines.lib.quality.masking import mask_contact, mask_email, mask_phone
 
 @pytest.mark.parametrize(
     ("value", "masked"),
-    [("+8613800138001", "+86138******01"), ("13800138001", "138******01"), ("0755-88886666", "075*-******66"), ("1234", "****")],
+    [("+8613800138001", "138****8001"), ("13800138001", "138****8001"), ("0755-88886666", "075*-****6666"),
+     ("+862161234567;ext=801", "21******67"), ("+85291234567", "+852****4567"), ("1234", "****")],
 )
 def test_mask_phone_hides_the_middle(value, masked):
     assert mask_phone(value) == masked
+
+
+def test_the_sql_masking_is_the_python_masking():
+    """Reports and the CRM's service role mask in SQL: the same rule as the logs."""
+    import duckdb
+
+    from pipelines.lib.quality.masking import mask_email_sql, mask_phone_sql
+
+    phones = ["+8613800138001", "+862161234567;ext=801", "+85291234567", "+12025550123", "+8695511", None]
+    emails = ["zhang.wei@qq.com", "a@b.cn", "bad", None]
+    with duckdb.connect() as conn:
+        got_phones = [conn.execute(f"select {mask_phone_sql('v')} from (select ?::varchar as v)", [p]).fetchone()[0] for p in phones]
+        got_emails = [conn.execute(f"select {mask_email_sql('v')} from (select ?::varchar as v)", [e]).fetchone()[0] for e in emails]
+    assert got_phones == [mask_phone(p) for p in phones]
+    assert got_emails == [mask_email(e) for e in emails]
 
 
 def test_mask_email_keeps_only_first_letter_and_domain():
