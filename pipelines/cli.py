@@ -459,6 +459,78 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_roles_setup(args: argparse.Namespace) -> int:
+    """The CRM database's group roles, schemas and access (LEADFACTORY_POSTGRES_URL: the pipeline's login)."""
+    from pipelines.lib.publish.postgres import POSTGRES_URL_ENV, PostgresError, postgres_url, setup_roles
+
+    url = postgres_url()
+    if url is None:
+        print(f"error: {POSTGRES_URL_ENV} is not set: 请设置 CRM 数据库连接 (the pipeline's own PostgreSQL login, "
+              "e.g. postgresql://leadfactory@db.example.com/crm)", file=sys.stderr)
+        return 2
+    home = _home(args)
+    try:
+        if home.duckdb_path.exists():
+            with home.writer_lock("leadfactory roles setup", wait_seconds=600), home.connect() as conn:
+                created = setup_roles(url, conn if _has_published(conn) else None)
+        else:
+            created = setup_roles(url, None)
+    except PostgresError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print("roles: " + (", ".join(created) + " created" if created else "lead_manager, lead_sales, lead_service exist"))
+    print("lead_manager reads every table of schema crm; members of lead_sales read the leads of their owners "
+          "(leadfactory roles add-sales); lead_service reads schema crm_masked (contacts masked)")
+    return 0
+
+
+def _has_published(conn) -> bool:
+    from pipelines.lib.publish.publish import LEADS_CLEAN
+    from pipelines.lib.quality.profiling import relation_exists
+
+    return relation_exists(conn, LEADS_CLEAN)
+
+
+def cmd_roles_add_sales(args: argparse.Namespace) -> int:
+    from pipelines.lib.publish.postgres import POSTGRES_URL_ENV, PostgresError, add_sales, postgres_url
+
+    url = postgres_url()
+    if url is None:
+        print(f"error: {POSTGRES_URL_ENV} is not set", file=sys.stderr)
+        return 2
+    try:
+        created = add_sales(url, args.role, args.owner)
+    except PostgresError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.role}: {'login role created' if created else 'existing role'}, member of lead_sales, sees the leads "
+          f"of owner {', '.join(args.owner)}")
+    return 0
+
+
+def cmd_crm_sync(args: argparse.Namespace) -> int:
+    """The newest published version to the CRM database now (every publication does it when it is set)."""
+    from pipelines.lib.history.versions import Versions
+    from pipelines.lib.identity.library import library_of
+    from pipelines.lib.publish.postgres import POSTGRES_URL_ENV, PostgresError, postgres_url, sync_crm
+
+    if postgres_url() is None:
+        print(f"error: {POSTGRES_URL_ENV} is not set", file=sys.stderr)
+        return 2
+    home = _home(args)
+    versions = Versions(home.versions_dir).list()
+    if not versions:
+        print("error: 尚未发布线索 (nothing published yet): run leadfactory run first", file=sys.stderr)
+        return 2
+    try:
+        with home.writer_lock("leadfactory crm sync", wait_seconds=600), home.connect() as conn:
+            print(sync_crm(conn, home.versions_dir, library_of(home.root).root, versions[-1]).render())
+    except PostgresError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def cmd_recover(args: argparse.Namespace) -> int:
     """Rebuild a home that lost its DuckDB file from a backup; the next run publishes the same leads."""
     from pipelines.lib.history.backup import RecoveryError, recover_home
@@ -621,6 +693,30 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_argument("--verify", action="store_true", help="check every file against the home (sha256); exit 1 if not")
     backup.add_argument("--to", metavar="DIR", help="another backup folder than $LEADFACTORY_BACKUP")
     backup.set_defaults(func=cmd_backup)
+
+    roles = sub.add_parser("roles", help="the CRM database's roles (PostgreSQL, LEADFACTORY_POSTGRES_URL)",
+                           description="Group roles the CRM connects as: lead_manager (everything), lead_sales (the "
+                                       "leads of its owners, row-level security), lead_service (contacts masked).")
+    roles_sub = roles.add_subparsers(dest="roles_command", required=True, metavar="ACTION")
+    roles_setup = roles_sub.add_parser("setup", help="create the group roles, schemas crm and crm_masked, and access",
+                                       description="Needs a login with CREATEROLE in LEADFACTORY_POSTGRES_URL. "
+                                                   "Safe to run again.")
+    roles_setup.set_defaults(func=cmd_roles_setup)
+    roles_sales = roles_sub.add_parser("add-sales", help="create or map a sales login role to owner values",
+                                       description="leadfactory roles add-sales ROLE --owner OWNER [--owner ...]: the "
+                                                   "login role (created without a password if new: set one with "
+                                                   "ALTER ROLE) joins lead_sales and sees the leads of those owners.")
+    roles_sales.add_argument("role", metavar="ROLE")
+    roles_sales.add_argument("--owner", action="append", required=True, metavar="OWNER",
+                             help="an owner value of the leads (repeat for several)")
+    roles_sales.set_defaults(func=cmd_roles_add_sales)
+
+    crm = sub.add_parser("crm", help="the CRM database (PostgreSQL schema crm)")
+    crm_sub = crm.add_subparsers(dest="crm_command", required=True, metavar="ACTION")
+    crm_sync = crm_sub.add_parser("sync", help="write the newest published version to the CRM database now",
+                                  description="Every publication does this when LEADFACTORY_POSTGRES_URL is set; run "
+                                              "it after setting it on a home that already published.")
+    crm_sync.set_defaults(func=cmd_crm_sync)
 
     recover = sub.add_parser("recover", help="rebuild a home whose DuckDB file was lost, from a backup",
                              description="Copies library/ and versions/ back and seeds a new DuckDB file with the newest "

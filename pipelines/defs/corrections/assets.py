@@ -11,6 +11,7 @@ from pipelines.lib.corrections.apply import (PENDING_HISTORY, ensure_correction_
 from pipelines.lib.corrections.rules import load_correction_rules
 from pipelines.lib.faults import kill_point
 from pipelines.lib.identity.library import library_of
+from pipelines.lib.publish.postgres import sync_crm
 from pipelines.lib.publish.publish import LEADS_CLEAN, LEADS_UNREACHABLE, publish_version
 from pipelines.lib.quality.profiling import relation_exists
 
@@ -45,12 +46,17 @@ def applied_corrections(context: dg.AssetExecutionContext, config: CorrectionCon
         kill_point("corrections_published")  # tests: killed before the version and the history flush
         ensure_correction_tables(conn)
         unflushed = conn.execute(f"select count(*) from {PENDING_HISTORY}").fetchone()[0]
-        version = None
+        published = None
         if changed or unflushed:  # unflushed: a run that died after its commit left its version to this one
             # corrections change leads, never members or the review queue: only the lead tables are rewritten
-            version = publish_version(conn, home.versions_dir, "corrections", batch_id,
-                                      changed=(LEADS_CLEAN, LEADS_UNREACHABLE)).version
+            published = publish_version(conn, home.versions_dir, "corrections", batch_id,
+                                        changed=(LEADS_CLEAN, LEADS_UNREACHABLE))
+        version = published.version if published is not None else None
         history_rows = flush_history(conn, library.root, version)
+        if published is not None:
+            crm = sync_crm(conn, home.versions_dir, library.root, published, changed_leads=changed)
+            if crm is not None:
+                context.log.info(crm.render())
     if version is not None:
         back_up(context, home)
     report.leads_changed, report.version = len(changed), version

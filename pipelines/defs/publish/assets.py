@@ -9,6 +9,7 @@ from pipelines.lib.publish.publish import LEAD_MEMBERS, LEAD_REVIEW_QUEUE, LEADS
 from pipelines.lib.corrections.apply import flush_history
 from pipelines.lib.history.backup import backup_home, backup_location, mirror_working_state
 from pipelines.lib.identity.library import library_of
+from pipelines.lib.publish.postgres import sync_crm
 from pipelines.lib.publish.receipts import write_receipts
 from pipelines.lib.quality.summary import run_summary
 from pipelines.lib.refresh import refresh_plan
@@ -49,6 +50,9 @@ def published_leads(context: dg.AssetExecutionContext, lead_home: LeadHomeResour
                                   context.run.run_id)
         history_rows = flush_history(conn, library_of(home.root).root, version.version)
         context.log.info(f"published version {version.version}; {history_rows:,} history rows")
+        crm = sync_crm(conn, home.versions_dir, library_of(home.root).root, version)
+        if crm is not None:
+            context.log.info(crm.render())
         mirror_working_state(conn, library_of(home.root))
     back_up(context, home)
     with home.connect() as conn:

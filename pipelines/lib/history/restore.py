@@ -34,6 +34,7 @@ class Restore:
 
 def restore_version(conn, home, version: int, actor: str) -> Restore:
     from ..corrections.apply import LEAD_CORRECTIONS, ensure_correction_tables, flush_history
+    from ..publish.postgres import sync_crm
     from ..matching.leads import DECISION_RECORDS, DECISIONS, ensure_matching_tables
     from ..notify.webhooks import ensure_notification_tables
     from ..publish.publish import (VERSIONED_TABLES, _published_state_sql, lead_history_statements,
@@ -94,5 +95,6 @@ def restore_version(conn, home, version: int, actor: str) -> Restore:
         raise
     new = publish_version(conn, home.versions_dir, f"restore of version {version}", restore_id)
     flush_history(conn, library.root, new.version)
+    sync_crm(conn, home.versions_dir, library.root, new)
     return Restore(restore_id, version, new.version,
                    {"import": len(imports), "correction": len(corrections), "decision": len(decisions)}, changed)
