@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
-import shutil
 import socket
 import threading
 import time
@@ -31,6 +31,15 @@ class WriterBusy(RuntimeError):
 # CLI command), and a second flock on a new descriptor would wait on itself.
 _held: dict[str, int] = {}
 _DAGSTER_YAML = Path(__file__).resolve().parent.parent / "config" / "dagster.yaml"
+# Set: Dagster's runs, event logs and schedules go to this PostgreSQL database (production); unset: the
+# embedded SQLite default. dagster.yaml only names the variable: the URL (and password) stays in the env.
+DAGSTER_POSTGRES_URL_ENV = "LEADFACTORY_DAGSTER_POSTGRES_URL"
+_DAGSTER_POSTGRES_YAML = _DAGSTER_YAML.with_name("dagster_postgres.yaml")
+
+
+def dagster_instance_template() -> Path:
+    """The instance config this environment selects: PostgreSQL when its URL is set, else embedded."""
+    return _DAGSTER_POSTGRES_YAML if os.environ.get(DAGSTER_POSTGRES_URL_ENV) else _DAGSTER_YAML
 
 
 @dataclass(frozen=True)
@@ -78,9 +87,27 @@ class LeadHome:
         """Create the folders and the Dagster instance config (one DuckDB writer at a time)."""
         for folder in (self.warehouse_dir, self.inbox_dir, self.outbox_dir, self.dagster_home):
             folder.mkdir(parents=True, exist_ok=True)
+        # The product owns dagster.yaml: rewritten whenever it differs from the selected template, so
+        # setting or unsetting the PostgreSQL URL takes effect and older homes get newer settings.
         instance_yaml = self.dagster_home / "dagster.yaml"
-        if not instance_yaml.exists():
-            shutil.copyfile(_DAGSTER_YAML, instance_yaml)
+        wanted = dagster_instance_template().read_bytes()
+        try:
+            current = instance_yaml.read_bytes()
+        except FileNotFoundError:
+            current = None
+        if current != wanted:
+            postgres = bool(os.environ.get(DAGSTER_POSTGRES_URL_ENV))
+            if current is not None and (b"\nstorage:" in current) != postgres:
+                # Run history stays where it was written: a process started without (or with) the setting
+                # by mistake should be noticed, not silently record its runs elsewhere.
+                logging.getLogger(__name__).warning(
+                    "%s: Dagster's storage switches to %s (%s is %s)", instance_yaml,
+                    "PostgreSQL" if postgres else "the embedded SQLite files", DAGSTER_POSTGRES_URL_ENV,
+                    "set" if postgres else "unset")
+            # Written aside then renamed: a process loading the instance at that moment never reads half a file.
+            partial = instance_yaml.with_name(f".dagster.yaml.{os.getpid()}.{threading.get_ident()}")
+            partial.write_bytes(wanted)
+            os.replace(partial, instance_yaml)
         return self
 
     def export_env(self) -> None:
