@@ -269,3 +269,14 @@ def test_notify_send_delivers_the_outbox_to_an_endpoint_that_was_down_for_a_whil
         assert isinstance(evaluate_notifications(instance), dg.RunRequest)
     finally:
         del os.environ["LEADFACTORY_WEBHOOK_URL"], os.environ["LEADFACTORY_WEBHOOK_SECRET"]
+
+
+def test_the_staged_history_has_the_history_tables_columns_in_their_order():
+    """History rows are staged in DuckDB in the publication's transaction, then appended to the Delta table
+    as they are: the two must not drift apart."""
+    from pipelines.lib.corrections.apply import PENDING_HISTORY, ensure_correction_tables
+    from pipelines.lib.history.history import HISTORY_SCHEMA
+
+    with duckdb.connect() as conn:
+        ensure_correction_tables(conn)
+        assert [c[0] for c in conn.execute(f"describe {PENDING_HISTORY}").fetchall()] == HISTORY_SCHEMA.names

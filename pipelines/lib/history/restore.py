@@ -37,7 +37,7 @@ def restore_version(conn, home, version: int, actor: str) -> Restore:
     from ..publish.postgres import sync_crm
     from ..matching.leads import DECISION_RECORDS, DECISIONS, ensure_matching_tables
     from ..notify.webhooks import ensure_notification_tables
-    from ..publish.publish import (VERSIONED_TABLES, _published_state_sql, lead_history_statements,
+    from ..publish.publish import (VERSIONED_TABLES, published_state_sql, lead_history_statements,
                                    publish_version)
     from .versions import Versions
 
@@ -74,7 +74,7 @@ def restore_version(conn, home, version: int, actor: str) -> Restore:
     tables = {name: versions.read(name.split(".")[1], version) for name in VERSIONED_TABLES}
     conn.execute("begin transaction")
     try:
-        conn.execute(f"create or replace temp table published_before as {_published_state_sql()}")
+        conn.execute(f"create or replace temp table published_before as {published_state_sql()}")
         for name, table in tables.items():
             conn.register("restored_table", table)
             conn.execute(f"create or replace table {name} as select * from restored_table")

@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 
 import duckdb
 
+from ..corrections.rules import CORRECTABLE_FIELDS
 from ..quality.profiling import relation_exists
 
 log = logging.getLogger(__name__)
@@ -109,10 +110,8 @@ def publish_tables(
     return Publication(publication_id, row_counts)
 
 
-def _published_state_sql() -> str:
+def published_state_sql() -> str:
     """Every published lead with its history fields as text and whether it is reachable."""
-    from ..corrections.rules import CORRECTABLE_FIELDS
-
     fields = ", ".join(f"{f}::varchar as {f}" for f in CORRECTABLE_FIELDS)
     return (f"select lead_id, {fields}, true as reachable from {LEADS_CLEAN} union all "
             f"select lead_id, {fields}, false from {LEADS_UNREACHABLE}")
@@ -124,7 +123,6 @@ def lead_history_statements(cause_id: str, actor: str, cause: str | None = None,
     a row per lead created, merged away, retired or moved in or out of quarantine, and one notification
     per lead that was published before and changed. The cause comes from the build's lead events."""
     from ..corrections.apply import PENDING_HISTORY
-    from ..corrections.rules import CORRECTABLE_FIELDS
     from ..history.history import field_changes_sql
     from ..matching.leads import NEW_EVENTS
     from ..notify.webhooks import OUTBOX
@@ -158,7 +156,7 @@ def lead_history_statements(cause_id: str, actor: str, cause: str | None = None,
         "when c.new_value like 'merged into %' and c.field = 'lead' then 'merge' "
         f"else {cause} end")
     return [
-        f"create or replace temp table published_after as {_published_state_sql()}",
+        f"create or replace temp table published_after as {published_state_sql()}",
         f"""create or replace temp table changed_before as select * from published_before b
             where not exists (select 1 from published_after a where a.lead_id = b.lead_id
                               and hash(a.{columns.replace(', ', ', a.')}, a.reachable) = hash(b.{columns.replace(', ', ', b.')}, b.reachable))""",
@@ -217,12 +215,12 @@ def publish_leads(conn: duckdb.DuckDBPyConnection, incremental: bool = False, ca
     cause_id = (cause_id or f"run-{datetime.now(timezone.utc):%Y%m%d%H%M%S%f}").replace("'", "")
     has_published = relation_exists(conn, LEADS_CLEAN) and relation_exists(conn, LEADS_UNREACHABLE)
     if has_published:
-        from ..corrections.apply import _ensure_published_columns
+        from ..corrections.apply import ensure_published_columns
 
-        _ensure_published_columns(conn)
-    prepare = [f"create or replace temp table published_before as {_published_state_sql()}" if has_published else
+        ensure_published_columns(conn)
+    prepare = [f"create or replace temp table published_before as {published_state_sql()}" if has_published else
                "create or replace temp table published_before as select * from (select null::varchar as lead_id, "
-               + ", ".join(f"null::varchar as {f}" for f in _history_fields()) + ", null::boolean as reachable) where false"]
+               + ", ".join(f"null::varchar as {f}" for f in CORRECTABLE_FIELDS) + ", null::boolean as reachable) where false"]
     tables = {
         LEADS_CLEAN: f"select * from {GOLDEN_LEADS} where {REACHABLE} order by lead_id",
         LEADS_UNREACHABLE: f"select * from {UNREACHABLE} order by lead_id",
@@ -279,12 +277,6 @@ def publish_leads(conn: duckdb.DuckDBPyConnection, incremental: bool = False, ca
         checks=publication_checks(f"select lead_id from {GOLDEN_LEADS} union select lead_id from {UNREACHABLE}"),
         prepare=prepare,
     )
-
-
-def _history_fields() -> tuple[str, ...]:
-    from ..corrections.rules import CORRECTABLE_FIELDS
-
-    return CORRECTABLE_FIELDS
 
 
 def lead_contacts_sql(members: str = LEAD_MEMBERS) -> str:
