@@ -17,7 +17,7 @@ from typing import Any
 import duckdb
 
 from ..sources.field_mapping import ConfigError
-from .masking import mask_contact
+from .masking import CONTACT_FIELDS, mask_contact, mask_email_sql, mask_phone_sql
 from ..paths import PROJECT_DIR
 from ..publish.publish import lead_contacts_sql
 
@@ -124,42 +124,77 @@ def _masked(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+# Keys of a GX result that hold no column values (a pandas index query, column names).
+_NOT_VALUES = frozenset({"unexpected_index_query", "unexpected_index_column_names", "exception_info"})
+
+
+def _mask_values(value: Any, field: str | None, columns: frozenset[str]) -> Any:
+    """Every string in ``value`` masked as ``field`` (``mask_contact``), or, under a key that names a
+    column, as that column; numbers (counts, percents, row indexes) stay."""
+    if isinstance(value, str):
+        return mask_contact(field, value) if field else value
+    if isinstance(value, dict):
+        return {key: item if key in _NOT_VALUES else _mask_values(item, key if key in columns else field, columns)
+                for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_mask_values(item, field, columns) for item in value]
+    return value
+
+
+def mask_validation_result(result, columns) -> None:
+    """Mask, in place, the contact values a GX validation result keeps (partial_unexpected_list and its
+    counts, unexpected_list, index rows, observed values such as distinct values), so the Data Docs
+    rendered from it show ``138****8000`` and ``z***@qq.com``: still the shape of what failed, never a
+    whole contact."""
+    columns = frozenset(columns)
+    for item in result.results:
+        kwargs = item.expectation_config.kwargs
+        touched = [kwargs.get("column"), kwargs.get("column_A"), kwargs.get("column_B"), *(kwargs.get("column_list") or [])]
+        field = next((c for c in touched if c in CONTACT_FIELDS), None)
+        if item.result:
+            item.result = _mask_values(item.result, field, columns)
+
+
 def validate_gate(conn: duckdb.DuckDBPyConnection, name: str, docs_dir: Path | None = None) -> QualityResult:
     """Validate one gate's relation against its suite; failing rows come back masked, a few per expectation.
 
     With ``docs_dir`` the validation is also rendered as Data Docs there, with local assets.
     """
     import great_expectations as gx
-    from great_expectations.checkpoint import UpdateDataDocsAction
+    from great_expectations.data_context.types.resource_identifiers import ExpectationSuiteIdentifier
 
     gate = GATES[name]
     frame = conn.execute(gate["query"]).df()
     parameters = {key: conn.execute(sql).fetchone()[0] for key, sql in gate["parameters"].items()}
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = {"globally": False}
-    actions = []
     if docs_dir is not None:
         context.add_data_docs_site(site_name="local", site_config={
             "class_name": "SiteBuilder",
             "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
             "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
         })
-        actions.append(UpdateDataDocsAction(name="data_docs"))
     suite = context.suites.add(load_suite(gate.get("suite", name)))
     batch_definition = (
         context.data_sources.add_pandas(f"{name}_source").add_dataframe_asset(name).add_batch_definition_whole_dataframe("all rows")
     )
     definition = context.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch_definition, suite=suite))
     checkpoint = context.checkpoints.add(gx.Checkpoint(
-        name=f"{name}_gate", validation_definitions=[definition], actions=actions,
+        # No UpdateDataDocsAction: it would render the values before they are masked (below).
+        name=f"{name}_gate", validation_definitions=[definition], actions=[],
         # SUMMARY keeps a few failing rows per expectation, so pages stay small at a million rows.
         result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_ROWS},
     ))
     run = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters)
-    (result,) = run.run_results.values()
+    ((key, result),) = run.run_results.items()
+    mask_validation_result(result, frame.columns)
     if docs_dir is not None:
         from .datadocs import vendorize
 
+        # The run stored its unmasked result in the (in-memory) store the site builder reads: replace it.
+        context.validation_results_store.set(key, result)
+        context.build_data_docs(site_names=["local"], build_index=True,
+                                resource_identifiers=[key, ExpectationSuiteIdentifier(name=result.suite_name)])
         vendorize(Path(docs_dir))
     outcomes = []
     for item in result.results:
@@ -230,7 +265,12 @@ def write_quality_report(conn: duckdb.DuckDBPyConnection, home_root: Path) -> tu
     figures: dict[str, Any] = {**run_summary(conn).as_dict(), **quality_figures(conn, home_root)}
     unreachable = conn.execute("select lead_id, name, company, reason, array_to_string(rows_to_fix, '; ') as rows_to_fix "
                                "from published.leads_unreachable order by lead_id").pl()
-    review = conn.execute("select * exclude (review_id) from published.lead_review_queue").pl()
+    # The report is for whoever follows the figures: contacts masked as the CRM's service role sees them
+    # (the review workbook in the outbox has them in full, for the specialists who decide).
+    review = conn.execute(f"""select * exclude (review_id) replace (
+                                  {mask_phone_sql('mobile_l')} as mobile_l, {mask_phone_sql('mobile_r')} as mobile_r,
+                                  {mask_email_sql('email_l')} as email_l, {mask_email_sql('email_r')} as email_r)
+                              from published.lead_review_queue""").pl()
     target = home_root / "reports" / f"quality_{datetime.now():%Y%m%d_%H%M%S_%f}.xlsx"
     target.parent.mkdir(parents=True, exist_ok=True)
     with xlsxwriter.Workbook(target) as workbook:
