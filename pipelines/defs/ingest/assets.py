@@ -48,7 +48,7 @@ def _apply_review_workbooks(context, conn, home, paths: list[Path], decided_by: 
     """Each filled review workbook applied as one batch of decisions (its leads rebuilt in this run), a
     result workbook in the outbox, and the workbook kept in the inbox's archive. One that cannot be
     applied goes to failed/ with a result saying why; it never stops the run for the rest."""
-    inbox = next((s for s in load_sources() if s.mode == "append"), None)
+    inbox = next((s for s in load_sources() if s.mode == "append" and not s.is_database), None)
     done = []
     for path in paths:
         who = decided_by or _file_owner(path)
@@ -110,7 +110,8 @@ def library_records(context: dg.AssetExecutionContext, config: ImportConfig,
     library = library_of(home.root)
     sources = load_sources()
     named = [Path(f).resolve() for f in config.files]
-    candidates = named or [p for s in sources if s.mode == "append" for p in source_files(s, home.root)]
+    candidates = named or [p for s in sources if s.mode == "append" and not s.is_database
+                          for p in source_files(s, home.root)]
     reviews = [p for p in candidates if is_review_workbook(p)]
     with home.connect() as conn:
         # decisions first: the leads they settle are rebuilt with this run's records

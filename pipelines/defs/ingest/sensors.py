@@ -39,7 +39,7 @@ def evaluate_inbox(instance: dg.DagsterInstance, cursor: str | None, now: float 
     attempts: dict[str, list[float]] = state.get("attempts", {})  # "file|size|mtime" -> [count, last request]
     reap_dead_runs(instance)
     home = LeadHome.from_env()
-    inbox = next((s for s in load_sources() if s.mode == "append"), None)
+    inbox = next((s for s in load_sources() if s.mode == "append" and not s.is_database), None)
     if inbox is None:
         return dg.SkipReason("no append source is declared in pipelines/config/sources.yaml"), json.dumps(state)
     new_seen, ready = {}, []

@@ -89,7 +89,8 @@ def _freshness_check(source: Source):
 
 
 # One check per declared source; kept in a dict so the defs loader finds each by its own name.
-FRESHNESS_CHECKS = {source.name: _freshness_check(source) for source in load_sources()}
+# (a database source has no folder of files to age; its reads are in the import log)
+FRESHNESS_CHECKS = {source.name: _freshness_check(source) for source in load_sources() if not source.is_database}
 
 
 @dg.definitions

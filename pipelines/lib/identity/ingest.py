@@ -10,6 +10,9 @@ changes no record id, and identical rows of one source are one record.
 - ``snapshot`` sources (warehouse extracts): the folder's files together are the source's current
   state. Records missing from them are retired (a new ``retired`` version, never deleted), unless a
   file of the source could not be read or the share retired looks like a broken extract.
+- database sources (``kind: database``): one read of the query per run, its rows taken exactly as a
+  Parquet file's; with ``updated_at`` only rows changed since the mark of the last committed read
+  (``imports.watermark``), and a snapshot's disappeared rows found from the listing of its keys.
 
 Every file of a batch is committed to the library at once, and the working copy ``raw.library_records``
 in DuckDB is refreshed from the library.
@@ -32,7 +35,8 @@ import pyarrow as pa
 from ..sources.field_mapping import CANONICAL_FIELDS, EXTRA_FIELD, FieldMapping, load_field_mapping, normalise_header
 from ..quality.profiling import relation_exists
 from .library import IMPORT_ROW_SCHEMA, IMPORTS_SCHEMA, RECORD_SCHEMA, Library, library_of, new_import_id
-from ..sources.readers import ROW_COLUMN, LeadFileError, is_lead_file_candidate, read_lead_file
+from ..sources.database import DatabaseSourceError, read_database_source
+from ..sources.readers import ROW_COLUMN, LeadFileError, Sheet, is_lead_file_candidate, read_lead_file
 from ..sources.sources import ARCHIVE_DIR, FAILED_DIR, Source, load_sources
 from ..refresh import PENDING_CHANGES, ensure_refresh_tables
 
@@ -70,6 +74,7 @@ class FileImport:
     records_new: int = 0
     records_updated: int = 0
     records_retired: int = 0
+    watermark: str | None = None  # database sources: the largest updated_at this read saw
 
     def as_row(self, batch_id: int, imported_at: datetime, run_id: str | None) -> dict:
         row = {k: v for k, v in asdict(self).items() if k != "path"}
@@ -205,6 +210,12 @@ class _ReadFile:
     file: FileImport
     frame: pl.DataFrame | None          # canonical rows with lineage and the hash text
     notes: list[tuple[str, int, str, str]]  # (source_file, row, outcome, reason) for rejected/skipped lines
+    # database sources: rows at the old mark (read before, maybe unchanged), the keys now in a snapshot
+    # source read incrementally, and the rows as read (an append source's copy in its archive)
+    at_mark: list[int] = field(default_factory=list)
+    present_keys: pl.Series | None = None
+    rows_as_read: pl.DataFrame | None = None
+    database: bool = False
 
 
 def _read_file(path: Path, item: FileImport, source: Source, mapping: FieldMapping,
@@ -219,6 +230,11 @@ def _read_file(path: Path, item: FileImport, source: Source, mapping: FieldMappi
         item.status = "failed"
         item.reason = f"读取文件时出错 (the file could not be read: {type(exc).__name__})"
         return _ReadFile(item, None, [])
+    return _read_sheets(sheets, item, source, mapping)
+
+
+def _read_sheets(sheets: list[Sheet], item: FileImport, source: Source, mapping: FieldMapping) -> _ReadFile:
+    """A file's (or a database read's) sheets -> canonical rows with lineage and identity text."""
     frames, notes = [], []
     key_header = normalise_header(source.key) if source.key else None
     for sheet in sheets:
@@ -315,12 +331,13 @@ def import_files(
         batch = ImportBatch(batch_id=new_import_id(at_least=newest))
         plan: list[tuple[Source, list[Path]]] = []
         if only_files is not None:
-            inbox = next((s for s in sources if s.mode == "append"), None)
+            inbox = next((s for s in sources if s.mode == "append" and not s.is_database), None)
             if inbox is None:
                 raise ValueError("no append source is declared to import files into (pipelines/config/sources.yaml)")
             plan.append((inbox, [Path(p).resolve() for p in only_files if Path(p).resolve() not in exclude]))
         else:
-            plan += [(s, [p for p in source_files(s, home_root) if p not in exclude]) for s in sources]
+            plan += [(s, [p for p in source_files(s, home_root) if p not in exclude])
+                     for s in sources if not s.is_database]
 
         reads: list[_ReadFile] = []
         snapshot_reads: dict[str, list[_ReadFile]] = {}
@@ -337,12 +354,21 @@ def import_files(
                     continue
                 snapshot_reads[source.name] = source_reads
             reads += source_reads or []
+        if only_files is None:  # the nightly run reads every database source; a file import none
+            for source in (s for s in sources if s.is_database):
+                read = _read_database(conn, source, home_root, mapping, batch)
+                if source.is_snapshot:
+                    snapshot_reads[source.name] = [read]
+                reads.append(read)
 
         frames = [r.frame for r in reads if r.frame is not None]
         _stage_incoming(conn, frames)
+        _drop_rows_read_before(conn, reads)
         retire = _retirements(conn, sources, snapshot_reads, batch)
+        _settle_database_reads(conn, reads, retire)
         records, rows = _versions(conn, reads, retire, imported_at)
         targets = _plan_storage(batch, sources, home_root, imported_at) if move_files else {}
+        _keep_database_reads(reads, sources, home_root, imported_at)
         imports = [r.file.as_row(batch.batch_id, imported_at, run_id) for r in reads]
         library.commit_batch(
             records,
@@ -418,6 +444,117 @@ def _plan_source(conn, source: Source, paths: list[Path], home_root: Path, mappi
     return reads
 
 
+DATABASE_LABEL = "db:{name}"  # a database read's "file" in the import log, receipts and records' lineage
+
+
+def _database_mark(conn, source: Source) -> str | None:
+    """Where the source's next read starts: the mark of its latest committed read that no restore reverted."""
+    row = conn.execute("""
+        select watermark from lib_imports
+        where source_system = ? and status in ('imported', 'unchanged') and watermark is not null
+          and import_id::varchar not in (select reverted_id from lib_all_reversions where kind = 'import')
+        order by import_id desc limit 1
+    """, [source.name]).fetchone()
+    return row[0] if row else None
+
+
+def _read_database(conn, source: Source, home_root: Path, mapping: FieldMapping, batch: ImportBatch) -> _ReadFile:
+    """One read of a database source, as one "file" of the batch; a source that cannot be read is failed
+    (as an unreadable extract is: nothing of it is retired, and its mark stays where it was)."""
+    label = DATABASE_LABEL.format(name=source.name)
+    mark = _database_mark(conn, source) if source.updated_at else None
+    item = FileImport(new_import_id(), source.name, label, source.folder(home_root), "", 0)
+    batch.files.append(item)
+    try:
+        read = read_database_source(source, mark, mapping, label)
+    except DatabaseSourceError as exc:
+        item.status, item.reason = "failed", f"{exc.reason_zh} ({exc.reason_en})"
+        return _ReadFile(item, None, [])
+    rows = read.sheet.frame
+    item.content_hash = hashlib.sha256(rows.write_ipc(None).getvalue()).hexdigest()
+    item.file_bytes = read.bytes_read
+    item.watermark = read.watermark
+    result = _read_sheets([read.sheet], item, source, mapping)
+    result.database = True
+    if result.file.status == "failed":
+        return result
+    result.at_mark = read.at_mark
+    result.rows_as_read = rows if source.mode == "append" else None
+    if read.present_keys is not None:
+        keys = read.present_keys.to_frame("key").select(_hash_text(pl.col("key")).alias("key"))
+        result.present_keys = keys.drop_nulls().to_series()
+    log.info("%s: read %s rows%s", source.name, rows.height,
+             f" changed since {mark}" if mark is not None else "")
+    return result
+
+
+def _drop_rows_read_before(conn, reads: list[_ReadFile]) -> None:
+    """Rows at the old mark that the library already holds as they are were read by the last run: they are
+    neither read nor accounted for again (``>=`` at the mark reads them, so that a row with the mark's
+    timestamp committed after that run is not missed)."""
+    flagged = [(r.file.import_id, row) for r in reads for row in r.at_mark]
+    if not flagged:
+        return
+    conn.register("at_mark_rows", pa.table({"import_id": pa.array([i for i, _ in flagged], pa.int64()),
+                                            "source_row": pa.array([n for _, n in flagged], pa.int64())}))
+    try:
+        conn.execute("""
+            create or replace temp table read_before as
+            select i.import_id, i.source_row from incoming i
+            join at_mark_rows a using (import_id, source_row)
+            join lib_current_records c on c.record_id = i.record_id and c.content_hash = i.content_hash
+        """)
+        dropped = dict(conn.execute("select import_id, count(*) from read_before group by 1").fetchall())
+        conn.execute("delete from incoming where (import_id, source_row) in (select (import_id, source_row) "
+                     "from read_before)")
+    finally:
+        conn.unregister("at_mark_rows")
+    for r in reads:
+        r.file.rows_read -= dropped.get(r.file.import_id, 0)
+
+
+def _missing_keys(conn, source: Source, keys: pl.Series) -> list[str]:
+    """Current records of a keyed database source whose key the source no longer holds."""
+    conn.register("present_keys", pa.table({"key": keys.cast(pl.Utf8).to_arrow()}))
+    try:
+        return [r[0] for r in conn.execute(f"""
+            select record_id from lib_current_records where source_system = ?
+            except
+            select md5(? || {_SEP} || 'key' || {_SEP} || key) from present_keys
+        """, [source.name, source.name]).fetchall()]
+    finally:
+        conn.unregister("present_keys")
+
+
+def _settle_database_reads(conn, reads: list[_ReadFile], retire: dict[str, list[str]]) -> None:
+    """A database read that brought nothing new (no row, no rejection, nothing retired) is ``unchanged``,
+    as an extract imported before is: no receipt, no copy kept."""
+    for r in reads:
+        item = r.file
+        if not r.database or r.frame is None or item.status != "imported":
+            continue
+        left = conn.execute("select count(*) from incoming where import_id = ?", [item.import_id]).fetchone()[0]
+        if left == 0 and not r.notes and item.source_system not in retire:
+            item.status = "unchanged"
+
+
+def _keep_database_reads(reads: list[_ReadFile], sources: tuple[Source, ...], home_root: Path,
+                         imported_at: datetime) -> None:
+    """An append database source's rows as read are kept in its archive, as an inbox file is, so its
+    receipt's rows can be looked up. Written before the commit: a crash leaves an unreferenced copy only."""
+    by_name = {s.name: s for s in sources}
+    for r in reads:
+        if r.rows_as_read is None or r.file.status != "imported":
+            continue
+        source = by_name[r.file.source_system]
+        target = archive_target(source.folder(home_root) / ARCHIVE_DIR, f"{source.name}.parquet", imported_at)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.tmp")
+        r.rows_as_read.write_parquet(tmp)
+        tmp.replace(target)
+        r.file.stored_as = file_label(target, home_root)
+
+
 def _stage_incoming(conn: duckdb.DuckDBPyConnection, frames: list[pl.DataFrame]) -> None:
     """``incoming``: every read row with its record id and content hash (computed by DuckDB's md5)."""
     columns = ["import_id", "source_system", *CANONICAL_FIELDS, EXTRA_FIELD, "source_file", "source_row",
@@ -454,22 +591,37 @@ def _retirements(conn, sources: tuple[Source, ...], snapshot_reads: dict[str, li
             batch.retirement_withheld[source.name] = (
                 f"an extract could not be read ({', '.join(failed)}): nothing is retired until it can be")
             continue
+        if source.is_database:
+            keys = reads[0].present_keys
+            if (keys.len() if keys is not None else reads[0].file.rows_read) == 0:  # as an empty folder is
+                batch.retirement_withheld[source.name] = "the query returned no rows: nothing is retired"
+                continue
+            if keys is not None:  # read incrementally: what is there now is the listing of its keys
+                ids = _missing_keys(conn, source, keys)
+                _withhold_or_retire(conn, source, ids, retire, batch)
+                continue
         ids = [r[0] for r in conn.execute("""
             select record_id from lib_current_records c where source_system = ?
               and not exists (select 1 from incoming i where i.record_id = c.record_id)
         """, [source.name]).fetchall()]
-        current = conn.execute("select count(*) from lib_current_records where source_system = ?",
-                               [source.name]).fetchone()[0]
-        if ids and current and len(ids) / current > source.max_retire_share:
-            batch.retirement_withheld[source.name] = (
-                f"the new extract would retire {len(ids):,} of {current:,} records (more than "
-                f"{source.max_retire_share:.0%}): taken as a broken extract, nothing is retired")
-            log.warning("%s: %s", source.name, batch.retirement_withheld[source.name])
-            continue
-        if ids:
-            retire[source.name] = ids
-            batch.retired[source.name] = len(ids)
+        _withhold_or_retire(conn, source, ids, retire, batch)
     return retire
+
+
+def _withhold_or_retire(conn, source: Source, ids: list[str], retire: dict[str, list[str]],
+                        batch: ImportBatch) -> None:
+    """Retire ``ids``, unless they are more than the share a sound extract could lose."""
+    current = conn.execute("select count(*) from lib_current_records where source_system = ?",
+                           [source.name]).fetchone()[0]
+    if ids and current and len(ids) / current > source.max_retire_share:
+        batch.retirement_withheld[source.name] = (
+            f"the new extract would retire {len(ids):,} of {current:,} records (more than "
+            f"{source.max_retire_share:.0%}): taken as a broken extract, nothing is retired")
+        log.warning("%s: %s", source.name, batch.retirement_withheld[source.name])
+        return
+    if ids:
+        retire[source.name] = ids
+        batch.retired[source.name] = len(ids)
 
 
 def _versions(conn, reads: list[_ReadFile], retire: dict[str, list[str]], imported_at: datetime):
@@ -559,7 +711,7 @@ def _plan_storage(batch: ImportBatch, sources: tuple[Source, ...], home_root: Pa
     targets: dict[int, Path] = {}
     for item in batch.files:
         source = by_name[item.source_system]
-        if source.mode != "append":
+        if source.mode != "append" or source.is_database:
             continue
         target_dir = source.folder(home_root) / (FAILED_DIR if item.status == "failed" else ARCHIVE_DIR)
         targets[item.import_id] = archive_target(target_dir, item.path.name, imported_at, set(targets.values()))
@@ -634,6 +786,11 @@ def working_copy_in_sync(conn: duckdb.DuckDBPyConnection, library: Library) -> b
     columns = {r[0] for r in conn.execute("select column_name from duckdb_columns() "
                                           "where schema_name = ? and table_name = ?", [schema, table]).fetchall()}
     if not (set(RECORD_SCHEMA.names) - {"change"}) | {"first_import_id"} <= columns:
+        return False
+    schema, table = LIBRARY_IMPORTS.split(".")
+    import_columns = {r[0] for r in conn.execute("select column_name from duckdb_columns() "
+                                                 "where schema_name = ? and table_name = ?", [schema, table]).fetchall()}
+    if not set(IMPORTS_SCHEMA.names) <= import_columns:
         return False
     row = conn.execute(f"select versions from {WORKING_COPY_STATE}").fetchone()
     return row is not None and row[0] == _library_versions(library)

@@ -3,7 +3,7 @@
 Three tables, only ever appended to:
 
 - ``imports``: one row per file an import looked at (imported, duplicate, unchanged, failed), with its
-  content hash and counts. A batch's ``imports`` rows are written last: they are its commit marker.
+  content hash and counts (a database source's read is one row, with its high-water mark). A batch's ``imports`` rows are written last: they are its commit marker.
 - ``records``: versions of records (``new``, ``updated`` for a keyed record whose content changed,
   ``retired`` when a snapshot source's newest extract no longer holds it). The current library is the
   latest version of each record, unless that version retires it.
@@ -48,6 +48,9 @@ IMPORTS_SCHEMA = pa.schema([
     ("records_retired", pa.int64()),
     ("imported_at", pa.timestamp("us")),
     ("run_id", pa.string()),
+    # a database source read by its updated_at column: the largest value read, where its next read starts
+    # (kept here so the mark commits with the batch it belongs to, and a restore that reverts it rewinds it)
+    ("watermark", pa.string()),
 ])
 
 RECORD_SCHEMA = pa.schema(
