@@ -204,3 +204,31 @@ def test_a_reader_sees_one_whole_version_or_the_next_never_a_mix(crm):
         assert pg.execute("select count(*) from crm.leads_clean where lead_id = %s", [lead_id]).fetchone()[0] == 0
         causes = {r[0] for r in pg.execute("select cause from crm.lead_history where lead_id = %s", [lead_id])}
         assert "event" in causes
+
+
+def test_tables_made_by_roles_setup_take_the_first_version_whole_and_stay_protected(crm):
+    """`roles setup` on a home that published makes the tables empty; the first publication loads them
+    (row-level security lifted for the load) and leaves every table protected, forced, before it commits."""
+    from pipelines.lib.identity.library import library_of
+    from pipelines.lib.publish.postgres import CRM_TABLES, HISTORY, setup_roles, sync_crm
+
+    home, database = crm["home"], f"{crm['database']}_setup"
+    admin(f"create database {database} owner {crm['pipeline']}")
+    url = f"postgresql://{crm['pipeline']}@127.0.0.1:5432/{database}"
+    try:
+        with duckdb.connect(str(home.duckdb_path)) as conn:
+            setup_roles(url, conn)
+            with login(crm["pipeline"], database) as pg:
+                assert pg.execute("select count(*) from crm.leads_clean").fetchone()[0] == 0
+            newest = Versions(home.versions_dir).list()[-1]
+            report = sync_crm(conn, home.versions_dir, library_of(home.root).root, newest, url=url)
+            clean = conn.execute("select count(*) from published.leads_clean").fetchone()[0]
+        assert report.full and report.rows["leads_clean"] == clean
+        with login(crm["pipeline"], database) as pg:
+            flags = pg.execute("select relname, relrowsecurity, relforcerowsecurity from pg_class "
+                               "where relnamespace = 'crm'::regnamespace and relkind = 'r'").fetchall()
+            protected = {name for name, on, forced in flags if on and forced}
+            assert {*CRM_TABLES, HISTORY} <= protected, flags
+            assert pg.execute("select count(*) from crm.leads_clean").fetchone()[0] == clean
+    finally:
+        admin(f"drop database if exists {database} with (force)")

@@ -130,7 +130,6 @@ def _history_view() -> str:
 def _create_table(pg, table: str, columns: list[tuple[str, str]]) -> None:
     body = ", ".join(f'"{name}" {kind}' for name, kind in columns)
     pg.execute(f"create table {CRM}.{table} ({body})")
-    _protect(pg, table)
 
 
 def _index_table(pg, table: str, key: str, lookups: tuple[str, ...]) -> None:
@@ -146,11 +145,20 @@ def _index_table(pg, table: str, key: str, lookups: tuple[str, ...]) -> None:
             pg.execute(f"create index if not exists {table}_{column}_idx on {CRM}.{table} ({column})")
 
 
-def _protect(pg, table: str) -> None:
-    """Row-level security, forced: even the tables' owner passes only through a policy (its own)."""
-    pg.execute(f"alter table {CRM}.{table} enable row level security")
-    pg.execute(f"alter table {CRM}.{table} force row level security")
-    pg.execute(f"create policy pipeline_writes on {CRM}.{table} to current_user using (true) with check (true)")
+def _protect(pg) -> None:
+    """Row-level security, forced, on every CRM table: even the tables' owner passes only through a policy
+    (its own). Laid after a new table's first rows are in: PostgreSQL refuses COPY into a table whose
+    row-level security applies to the writer, and a table created in the running transaction is seen by
+    nobody else meanwhile."""
+    for table in (*CRM_TABLES, HISTORY):
+        protected = pg.execute("select relrowsecurity and relforcerowsecurity from pg_class where oid = to_regclass(%s)",
+                               [f"{CRM}.{table}"]).fetchone()
+        if protected is None or protected[0]:
+            continue
+        pg.execute(f"alter table {CRM}.{table} enable row level security")
+        pg.execute(f"alter table {CRM}.{table} force row level security")
+        pg.execute(f"drop policy if exists pipeline_writes on {CRM}.{table}")
+        pg.execute(f"create policy pipeline_writes on {CRM}.{table} to current_user using (true) with check (true)")
 
 
 def ensure_crm_tables(pg, duck: duckdb.DuckDBPyConnection) -> set[str]:
@@ -173,7 +181,7 @@ def ensure_crm_tables(pg, duck: duckdb.DuckDBPyConnection) -> set[str]:
     if not _existing_columns(pg, HISTORY):
         columns = ", ".join(f"{name} {kind}" for name, kind in HISTORY_COLUMNS)
         pg.execute(f"create table {CRM}.{HISTORY} (entry_id bigint generated always as identity, {columns})")
-        _protect(pg, HISTORY)
+        reshaped.add(HISTORY)
         # append-only whoever asks: no policy lets a row be updated or deleted, and the trigger says why
         pg.execute(f"""create or replace function {CRM}.refuse_history_change() returns trigger language plpgsql as $$
             begin
@@ -254,6 +262,7 @@ def setup_roles(url: str, duck: duckdb.DuckDBPyConnection | None) -> list[str]:
         pg.execute(f"create schema if not exists {CRM_MASKED}")
         if duck is not None:
             ensure_crm_tables(pg, duck)
+            _protect(pg)
         if _existing_columns(pg, "leads_clean"):
             apply_access(pg)
     return created
@@ -292,14 +301,16 @@ class CrmSync:
                 f"({'whole tables' if self.full else 'changes only'}): {copied} rows copied in {self.seconds:.1f} s")
 
 
-def _copy(pg, table: str, reader, columns: list[tuple[str, str]]) -> int:
+def _copy(pg, table: str, reader, columns: list[tuple[str, str]], direct: bool = False) -> int:
     """Binary COPY of an Arrow batch reader (psycopg adapts each batch's values in C, no row inserts) into a
     staging table, then one insert: PostgreSQL refuses COPY into a table whose row-level security applies to
-    the writer, and it does apply to the pipeline (forced)."""
+    the writer, and it does apply to the pipeline (forced). ``direct``: a table made in this transaction, not
+    protected yet, takes the COPY itself."""
     names = ", ".join(f'"{name}"' for name, _ in columns)
-    stage = f"crm_stage_{table}"
-    pg.execute(f"drop table if exists {stage}")
-    pg.execute(f"create temp table {stage} on commit drop as select {names} from {CRM}.{table} with no data")
+    stage = f"{CRM}.{table}" if direct else f"crm_stage_{table}"
+    if not direct:
+        pg.execute(f"drop table if exists {stage}")
+        pg.execute(f"create temp table {stage} on commit drop as select {names} from {CRM}.{table} with no data")
     count = 0
     with pg.cursor().copy(f"copy {stage} ({names}) from stdin (format binary)") as copy:
         copy.set_types([kind for _, kind in columns])
@@ -308,7 +319,8 @@ def _copy(pg, table: str, reader, columns: list[tuple[str, str]]) -> int:
             for row in zip(*values):
                 copy.write_row(row)
             count += batch.num_rows
-    pg.execute(f"insert into {CRM}.{table} ({names}) select {names} from {stage}")
+    if not direct:
+        pg.execute(f"insert into {CRM}.{table} ({names}) select {names} from {stage}")
     return count
 
 
@@ -351,7 +363,8 @@ def sync_crm(duck: duckdb.DuckDBPyConnection, versions_dir: Path, library_root: 
                 report.full = True
                 pg.execute(f"delete from {CRM}.{table}")
                 report.rows[table] = _copy(pg, table, duck.execute(f"select {names} from {relation}")
-                                           .to_arrow_reader(50_000), columns)
+                                           .to_arrow_reader(50_000), columns,
+                                           direct=_unprotected_for_load(pg, table, reshaped, held))
                 continue
             duck.register("crm_before", before)
             try:
@@ -368,9 +381,11 @@ def sync_crm(duck: duckdb.DuckDBPyConnection, versions_dir: Path, library_root: 
             report.rows[table] = _copy(pg, table, duck.execute("select * from crm_upserts").to_arrow_reader(50_000),
                                        columns)
             duck.execute("drop table crm_upserts")
-        report.rows[HISTORY] = _copy_history(pg, library_root, held or 0, version.version)
+        report.rows[HISTORY] = _copy_history(pg, library_root, held or 0, version.version,
+                                             direct=_unprotected_for_load(pg, HISTORY, reshaped, held))
         for table, (_, key, lookups) in {**CRM_TABLES, HISTORY: (None, "entry_id", ("lead_id", "version"))}.items():
             _index_table(pg, table, key, lookups)
+        _protect(pg)
         pg.execute(f"insert into {CRM}.versions (version, cause, cause_id, row_counts) values (%s, %s, %s, %s)",
                    [version.version, version.cause, version.cause_id, json.dumps(
                        {name: entry["rows"] for name, entry in version.tables.items()})])
@@ -379,7 +394,19 @@ def sync_crm(duck: duckdb.DuckDBPyConnection, versions_dir: Path, library_root: 
     return report
 
 
-def _copy_history(pg, library_root: Path, after: int, upto: int) -> int:
+def _unprotected_for_load(pg, table: str, reshaped: set[str], held: int | None) -> bool:
+    """A table made in this transaction, or one the CRM never held a version of (empty: made by ``roles
+    setup``), takes its rows by COPY itself: its row-level security is lifted until ``_protect`` lays it
+    again before the commit (the lock this takes only keeps readers of a table with no version waiting)."""
+    if table in reshaped:
+        return True
+    if held is not None:
+        return False
+    pg.execute(f"alter table {CRM}.{table} no force row level security, disable row level security")
+    return True
+
+
+def _copy_history(pg, library_root: Path, after: int, upto: int, direct: bool = False) -> int:
     """The history rows of the versions after the CRM's last one, up to this one."""
     from deltalake import DeltaTable
 
@@ -394,4 +421,4 @@ def _copy_history(pg, library_root: Path, after: int, upto: int) -> int:
     dataset = DeltaTable(path).to_pyarrow_dataset()
     scanner = dataset.scanner(columns=names, filter=(ds.field("version") > after) & (ds.field("version") <= upto),
                               batch_size=50_000)
-    return _copy(pg, HISTORY, scanner.to_batches(), list(HISTORY_COLUMNS))
+    return _copy(pg, HISTORY, scanner.to_batches(), list(HISTORY_COLUMNS), direct=direct)
