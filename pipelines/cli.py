@@ -162,6 +162,12 @@ def cmd_review_export(args: argparse.Namespace) -> int:
     from pipelines.lib.matching.review import export_review_workbook, sheet_title
 
     home = _home(args)
+    output = Path(args.output).expanduser().resolve() if args.output else None
+    if output is not None and not output.is_relative_to(home.root):
+        # the workbook holds every contact in full: personal data stays under the data home (README)
+        print(f"error: {args.output}: 审核工作簿含完整联系方式，只能保存在数据目录 {home.root} 之下 (the review workbook "
+              f"holds full contact details: write it under the data home, e.g. {home.outbox_dir})", file=sys.stderr)
+        return 2
     if not home.duckdb_path.exists():
         print("nothing has run on this home yet", file=sys.stderr)
         return 2
@@ -169,7 +175,7 @@ def cmd_review_export(args: argparse.Namespace) -> int:
         print(f"error: {args.output}: the workbook must end in .xlsx", file=sys.stderr)
         return 2
     with home.writer_lock("leadfactory review export", wait_seconds=3600), home.connect(read_only=True) as conn:
-        exported = export_review_workbook(conn, home, Path(args.output).resolve() if args.output else None)
+        exported = export_review_workbook(conn, home, output)
     for kind, pairs in exported.pairs_by_kind.items():
         print(f"{pairs:>7,} pairs  {sheet_title(kind)}")
     print(f"{exported.pairs:,} pairs to review in {exported.path}")
@@ -613,7 +619,8 @@ def build_parser() -> argparse.ArgumentParser:
                                           description="Write the pairs waiting for review into <home>/outbox/审核_<time>.xlsx "
                                                       "(or -o FILE): an instruction sheet, then one sheet per kind of "
                                                       "conflict, likeliest pairs first.")
-    review_export.add_argument("-o", "--output", help="where to write the workbook (.xlsx)")
+    review_export.add_argument("-o", "--output", help="where to write the workbook (.xlsx), under the data home "
+                                                      "(it holds personal data in full)")
     review_export.set_defaults(func=cmd_review_export)
     review_import = review_sub.add_parser("import", help="apply a filled review workbook",
                                           description="Apply the decisions of a filled review workbook in one batch; "

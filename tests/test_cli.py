@@ -155,3 +155,15 @@ def test_ingest_imports_a_file_where_it_lies_prints_its_receipt_and_says_when_it
     bad.write_bytes(b"%PDF-1.4")
     failed = subprocess.run([LEADFACTORY, "ingest", str(bad)], capture_output=True, text=True, env=env, timeout=300)
     assert failed.returncode == 1 and "NOT imported" in failed.stdout
+
+
+def test_a_review_workbook_is_never_written_outside_the_data_home(tmp_path):
+    """It holds every contact in full: `review export -o` refuses a path outside the home."""
+    home, elsewhere = tmp_path / "home", tmp_path / "desktop" / "审核.xlsx"
+    done = subprocess.run([LEADFACTORY, "--home", str(home), "review", "export", "-o", str(elsewhere)],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "data home" in done.stderr and "数据目录" in done.stderr
+    assert not elsewhere.exists()
+    inside = subprocess.run([LEADFACTORY, "--home", str(home), "review", "export", "-o", str(home / "outbox" / "a.xlsx")],
+                            capture_output=True, text=True, timeout=120)
+    assert "data home" not in inside.stderr  # refused for another reason (nothing ran yet), not the place
