@@ -60,11 +60,13 @@ class Versions:
                 return v
         raise KeyError(f"version {version} does not exist (versions: {', '.join(str(v.version) for v in self.list()) or 'none'})")
 
-    def publish(self, tables: dict[str, pa.Table], cause: str, cause_id: str | None = None) -> Version:
+    def publish(self, tables: dict[str, pa.Table | pa.RecordBatchReader], cause: str, cause_id: str | None = None,
+                rows: dict[str, int] | None = None) -> Version:
         """Write each table as its next Delta version, then append the version's log row: the log row is
         the commit marker, so a crash between the two leaves table versions no log row names (ignored).
         A table of the previous version not given here did not change: the new version names the same
-        Delta version of it (nothing is rewritten)."""
+        Delta version of it (nothing is rewritten). A table may come as a stream of batches (written while it
+        is read), with its row count in ``rows``."""
         self.root.mkdir(parents=True, exist_ok=True)
         versions = self.list()
         number = (versions[-1].version if versions else 0) + 1
@@ -72,7 +74,12 @@ class Versions:
                    if name not in tables}
         for name, table in tables.items():
             write_deltalake(self._path(name), table, mode="overwrite", schema_mode="overwrite")
-            written[name] = {"delta_version": DeltaTable(self._path(name)).version(), "rows": table.num_rows}
+            count = rows[name] if rows and name in rows else table.num_rows
+            delta = DeltaTable(self._path(name))
+            held = sum(delta.get_add_actions(flatten=True).column("num_records").to_pylist())
+            if held != count:  # a stream cut short must never become a version
+                raise RuntimeError(f"version {number}: {name} was written with {held:,} rows, not {count:,}")
+            written[name] = {"delta_version": delta.version(), "rows": count}
         at = datetime.now(timezone.utc)
         write_deltalake(self._path(LOG_TABLE), pa.table(
             {"version": [number], "published_at": [at], "cause": [cause], "cause_id": [cause_id],

@@ -42,9 +42,17 @@ def publish_version(conn: duckdb.DuckDBPyConnection, versions_dir, cause: str, c
     versions = Versions(versions_dir)
     if not versions.list():
         changed = VERSIONED_TABLES
-    return versions.publish(
-        {table.split(".")[1]: conn.table(table).to_arrow_table() for table in changed}, cause=cause,
-        cause_id=cause_id)
+    # streamed: DuckDB reads the next batches while Delta writes the last ones; a cursor per table, as a
+    # connection's next query would end the stream of its last one
+    rows = {table.split(".")[1]: conn.execute(f"select count(*) from {table}").fetchone()[0] for table in changed}
+    cursors = [conn.cursor() for _ in changed]
+    try:
+        return versions.publish(
+            {table.split(".")[1]: cursor.table(table).to_arrow_reader(100_000) for table, cursor in zip(changed, cursors)},
+            cause=cause, cause_id=cause_id, rows=rows)
+    finally:
+        for cursor in cursors:
+            cursor.close()
 
 
 class PublishError(RuntimeError):
