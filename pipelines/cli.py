@@ -465,14 +465,23 @@ def cmd_backup(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_roles_setup(args: argparse.Namespace) -> int:
-    """The CRM database's group roles, schemas and access (LEADFACTORY_POSTGRES_URL: the pipeline's login)."""
-    from pipelines.lib.publish.postgres import POSTGRES_URL_ENV, PostgresError, postgres_url, setup_roles
+def _crm_url() -> str | None:
+    """The CRM database's URL, or None after saying how to set it."""
+    from pipelines.lib.publish.postgres import POSTGRES_URL_ENV, postgres_url
 
     url = postgres_url()
     if url is None:
         print(f"error: {POSTGRES_URL_ENV} is not set: 请设置 CRM 数据库连接 (the pipeline's own PostgreSQL login, "
               "e.g. postgresql://leadfactory@db.example.com/crm)", file=sys.stderr)
+    return url
+
+
+def cmd_roles_setup(args: argparse.Namespace) -> int:
+    """The CRM database's group roles, schemas and access (LEADFACTORY_POSTGRES_URL: the pipeline's login)."""
+    from pipelines.lib.publish.postgres import PostgresError, setup_roles
+
+    url = _crm_url()
+    if url is None:
         return 2
     home = _home(args)
     try:
@@ -498,11 +507,10 @@ def _has_published(conn) -> bool:
 
 
 def cmd_roles_add_sales(args: argparse.Namespace) -> int:
-    from pipelines.lib.publish.postgres import POSTGRES_URL_ENV, PostgresError, add_sales, postgres_url
+    from pipelines.lib.publish.postgres import PostgresError, add_sales
 
-    url = postgres_url()
+    url = _crm_url()
     if url is None:
-        print(f"error: {POSTGRES_URL_ENV} is not set", file=sys.stderr)
         return 2
     try:
         created = add_sales(url, args.role, args.owner)
@@ -518,10 +526,9 @@ def cmd_crm_sync(args: argparse.Namespace) -> int:
     """The newest published version to the CRM database now (every publication does it when it is set)."""
     from pipelines.lib.history.versions import Versions
     from pipelines.lib.identity.library import library_of
-    from pipelines.lib.publish.postgres import POSTGRES_URL_ENV, PostgresError, postgres_url, sync_crm
+    from pipelines.lib.publish.postgres import PostgresError, sync_crm
 
-    if postgres_url() is None:
-        print(f"error: {POSTGRES_URL_ENV} is not set", file=sys.stderr)
+    if _crm_url() is None:
         return 2
     home = _home(args)
     versions = Versions(home.versions_dir).list()

@@ -47,6 +47,9 @@ CRM_TABLES = {
     "lead_review_queue": (LEAD_REVIEW_QUEUE, "review_id", ("lead_id_l", "lead_id_r", "mobile_l", "email_l")),
 }
 HISTORY = "lead_history"
+# which owners' leads each sales login reads (roles add-sales)
+SALES_OWNERS_DDL = (f"create table if not exists {CRM}.sales_owners (role_name text not null, owner text not null, "
+                    "primary key (role_name, owner))")
 HISTORY_COLUMNS = (("lead_id", "text"), ("field", "text"), ("old_value", "text"), ("new_value", "text"),
                    ("cause", "text"), ("cause_id", "text"), ("rule", "text"), ("actor", "text"),
                    ("changed_at", "timestamptz"), ("version", "bigint"))
@@ -195,8 +198,7 @@ def ensure_crm_tables(pg, duck: duckdb.DuckDBPyConnection) -> set[str]:
     if _existing_columns(pg, "versions") == []:
         pg.execute(f"create table {CRM}.versions (version bigint primary key, published_at timestamptz not null "
                    f"default now(), cause text, cause_id text, row_counts jsonb)")
-        pg.execute(f"create table if not exists {CRM}.sales_owners (role_name text not null, owner text not null, "
-                   f"primary key (role_name, owner))")
+        pg.execute(SALES_OWNERS_DDL)
         changed = True
     if changed:
         _create_masked_views(pg, duck)
@@ -281,8 +283,7 @@ def add_sales(url: str, role: str, owners: list[str]) -> bool:
         if not exists:
             pg.execute(sql.SQL("create role {} login").format(sql.Identifier(role)))
         pg.execute(sql.SQL("grant {} to {}").format(sql.Identifier(SALES), sql.Identifier(role)))
-        pg.execute(f"create table if not exists {CRM}.sales_owners (role_name text not null, owner text not null, "
-                   f"primary key (role_name, owner))")
+        pg.execute(SALES_OWNERS_DDL)
         for owner in owners:
             pg.execute(f"insert into {CRM}.sales_owners values (%s, %s) on conflict do nothing", [role, owner])
     return not exists

@@ -103,7 +103,30 @@ def _quote(dialect: str, column: str) -> str:
 # ---------------------------------------------------------------------------------------------- drivers
 
 
-class _Postgres:
+def _fetched(cursor, size: int, name_of):
+    """(column names, rows) per batch of ``size``; one (names, []) when no row came, for the column names
+    (read after the first fetch: a server-side cursor describes its rows once it has fetched)."""
+    first = True
+    while True:
+        rows = cursor.fetchmany(size)
+        if rows or first:
+            yield [name_of(d) for d in cursor.description or ()], rows
+        first = False
+        if not rows:
+            break
+
+
+class _Driver:
+    conn: object
+
+    def close(self) -> None:  # read-only: nothing to keep
+        try:
+            self.conn.rollback()
+        finally:
+            self.conn.close()
+
+
+class _Postgres(_Driver):
     def __init__(self, url: str):
         import psycopg
 
@@ -118,23 +141,10 @@ class _Postgres:
         with self.conn.cursor(name=f"leadfactory_read_{self._n}") as cursor:  # server-side: batches, not the lot
             cursor.itersize = size
             cursor.execute(sql, params or None)
-            first = True
-            while True:
-                rows = cursor.fetchmany(size)
-                if rows or first:  # the column names even when no row changed
-                    yield [d.name for d in cursor.description or ()], rows
-                first = False
-                if not rows:
-                    break
-
-    def close(self) -> None:
-        try:
-            self.conn.rollback()
-        finally:
-            self.conn.close()
+            yield from _fetched(cursor, size, lambda column: column.name)
 
 
-class _MySQL:
+class _MySQL(_Driver):
     def __init__(self, url: str):
         import pymysql
         import pymysql.cursors
@@ -154,21 +164,7 @@ class _MySQL:
     def batches(self, sql: str, params: list, size: int):
         with self.conn.cursor() as cursor:
             cursor.execute(sql, params or None)
-            names = [d[0] for d in cursor.description or ()]
-            first = True
-            while True:
-                rows = cursor.fetchmany(size)
-                if rows or first:  # the column names even when no row changed
-                    yield names, rows
-                first = False
-                if not rows:
-                    break
-
-    def close(self) -> None:
-        try:
-            self.conn.rollback()
-        finally:
-            self.conn.close()
+            yield from _fetched(cursor, size, lambda column: column[0])
 
 
 # ---------------------------------------------------------------------------------------------- reading
