@@ -8,25 +8,41 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import dagster as dg
-import polars as pl
+from typing import TYPE_CHECKING
 
-from pipelines.defs.ingest.assets import import_run_config
-from pipelines.lib.standardise.dbt_project import parse_dbt_project
-from pipelines.lib.matching.dedupe import dedupe_output, write_dedupe_output
+import dagster as dg
+
 from pipelines.lib.home import LeadHome
-from pipelines.lib.matching.leads import LeadStats
 from pipelines.lib.identity.library import library_of
 
+if TYPE_CHECKING:
+    import polars as pl
+
+    from pipelines.lib.matching.leads import LeadStats
 
 __all__ = ["dedupe_file", "import_run_config", "load_job", "run_job", "standardise_library", "step_times"]
 
+# The real-time location's jobs (pipelines/realtime): loading them never imports dbt, Splink or GX.
+REALTIME_JOBS = ("correction_job", "notification_job")
+
 
 def load_job(name: str) -> dg.JobDefinition:
-    parse_dbt_project()  # the dbt assets are built from the manifest, so it must exist before import
-    from pipelines.definitions import defs
+    """A job as its code location defines it (the batch location, or the real-time one for corrections)."""
+    if name in REALTIME_JOBS:
+        from pipelines.realtime.definitions import defs
+    else:
+        from pipelines.lib.standardise.dbt_project import parse_dbt_project
 
+        parse_dbt_project()  # the dbt assets are built from the manifest, so it must exist before import
+        from pipelines.definitions import defs
     return defs().resolve_job_def(name)
+
+
+def import_run_config(files: list, decided_by: str = "") -> dict:
+    """Run config naming the files an import job reads (the ingest assets' own; imported when needed)."""
+    from pipelines.defs.ingest.assets import import_run_config as run_config
+
+    return run_config(files, decided_by)
 
 
 def run_job(name: str, instance: dg.DagsterInstance | None = None, run_config: dict | None = None,
@@ -56,6 +72,8 @@ def dedupe_file(input_path: Path, output_path: Path, progress: Callable[[str, fl
 
     Runs ``dedupe_job`` (the library's own import, dbt rules and matcher) on a temporary home; each
     step's time is reported through ``progress(name, seconds)``."""
+    from pipelines.lib.matching.dedupe import dedupe_output, write_dedupe_output
+
     input_path, output_path = Path(input_path).resolve(), Path(output_path)
     if not input_path.is_file():
         raise FileNotFoundError(f"{input_path}: no such file")
@@ -122,6 +140,8 @@ def step_times(instance, run_id: str, timings: dict[str, float],
 
 def golden_lead_stats(result) -> LeadStats:
     """The golden_leads step's figures, from its materialization metadata."""
+    from pipelines.lib.matching.leads import LeadStats
+
     for event in result.all_events:
         if event.is_step_materialization:
             materialization = event.step_materialization_data.materialization

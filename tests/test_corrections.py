@@ -174,7 +174,7 @@ def test_a_batch_recorded_but_not_published_before_a_crash_is_published_once_by_
 def test_the_sensor_asks_for_a_run_only_when_there_are_new_lines(home):
     import dagster as dg
 
-    from pipelines.defs.corrections.sensors import evaluate_events
+    from pipelines.realtime.corrections.sensors import evaluate_events
 
     instance = dg.DagsterInstance.ephemeral()
     assert isinstance(evaluate_events(instance, None)[0], dg.SkipReason)
@@ -240,7 +240,7 @@ def test_notify_send_delivers_the_outbox_to_an_endpoint_that_was_down_for_a_whil
 
     import dagster as dg
 
-    from pipelines.defs.notify.sensors import evaluate_notifications
+    from pipelines.realtime.notify.sensors import evaluate_notifications
     from tests.test_notifications import SECRET, Receiver
 
     with socket.socket() as probe:  # a port nobody listens on yet

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from pipelines.definitions import defs as load_defs
+from pipelines.realtime.definitions import defs as load_realtime_defs
 from pipelines.lib.sources.sample_data import generate_leads, write_sample_files
 from pipelines.lib.quality.summary import run_summary
 from tests.conftest import run_nightly_job, settled, use_home
@@ -172,17 +173,34 @@ def test_nightly_schedule_runs_everything_at_two_shanghai_time_and_is_on():
     assert schedule.job_name == "nightly_job"
     job_keys = defs.resolve_job_def("nightly_job").asset_layer.executable_asset_keys
     model = dg.AssetKey(["matching", "match_model"])
-    corrections = dg.AssetKey(["corrections", "applied_corrections"])
-    # training is explicit; events and edits are applied by their own job, within seconds, not at night
-    deliveries = dg.AssetKey(["notify", "notification_deliveries"])
-    assert job_keys == set(defs.resolve_asset_graph().executable_asset_keys) - {model, corrections, deliveries}
+    # training is explicit
+    assert job_keys == set(defs.resolve_asset_graph().executable_asset_keys) - {model}
     assert model in defs.resolve_job_def("training_job").asset_layer.executable_asset_keys
-    assert defs.resolve_job_def("correction_job").asset_layer.executable_asset_keys == {corrections}
+    # events and edits are applied by the real-time location's own job, within seconds, not at night
+    realtime = load_realtime_defs()
+    corrections = dg.AssetKey(["corrections", "applied_corrections"])
+    deliveries = dg.AssetKey(["notify", "notification_deliveries"])
+    assert realtime.resolve_job_def("correction_job").asset_layer.executable_asset_keys == {corrections}
+    assert realtime.resolve_job_def("notification_job").asset_layer.executable_asset_keys == {deliveries}
+    # an asset lives in one location only
+    assert not set(realtime.resolve_asset_graph().executable_asset_keys) & job_keys
+
+
+def test_the_real_time_location_loads_without_dbt_splink_or_great_expectations():
+    """A run the daemon starts for one event loads its code location first: the heavy libraries would add
+    seconds to every correction (issue 10: visible within 15 s)."""
+    import subprocess
+    import sys
+
+    probe = ("import sys; from pipelines.realtime.definitions import defs; defs(); "
+             "print(sorted({m.split('.')[0] for m in sys.modules} & {'dagster_dbt', 'dbt', 'splink', 'great_expectations'}))")
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                            cwd=Path(__file__).resolve().parents[1]).stdout.strip()
+    assert loaded == "[]"
 
 
 def test_every_duckdb_writer_shares_one_pool_limited_to_one(tmp_path, monkeypatch):
-    defs = load_defs()
-    pools = {a.op.pool for a in defs.assets}
+    pools = {a.op.pool for a in [*load_defs().assets, *load_realtime_defs().assets]}
     assert pools == {"duckdb_writer"}
     home = use_home(tmp_path, monkeypatch)
     config = yaml.safe_load((home.dagster_home / "dagster.yaml").read_text())

@@ -1,4 +1,6 @@
-"""The nightly full cleaning run, the inbox import, their schedule, and the explicit model training job.
+"""The batch location's jobs: the nightly full cleaning run, the inbox import, their schedule, the explicit
+model training job and `leadfactory dedupe`. Corrections and notifications are the real-time location's
+(pipelines/realtime).
 
 Every job runs in one process (the in-process executor): the run holds the home's writer lock from its
 first step to its last (LeadHomeResource), so two runs never interleave their writes.
@@ -9,9 +11,7 @@ import dagster as dg
 from pipelines.defs.quality.checks import FRESHNESS_CHECKS
 
 TRAINING = dg.AssetSelection.groups("training")
-CORRECTIONS = dg.AssetSelection.groups("corrections")
-NOTIFY = dg.AssetSelection.groups("notify")
-LIBRARY_FLOW = dg.AssetSelection.all() - TRAINING - CORRECTIONS - NOTIFY
+LIBRARY_FLOW = dg.AssetSelection.all() - TRAINING
 
 nightly_job = dg.define_asset_job(
     "nightly_job",
@@ -28,20 +28,6 @@ inbox_import_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
     description="Import the files the inbox sensor (or `leadfactory ingest`) names, then standardise, match, "
                 "gate, publish and write each file's receipt.",
-)
-
-correction_job = dg.define_asset_job(
-    "correction_job",
-    selection=CORRECTIONS,
-    executor_def=dg.in_process_executor,
-    description="Apply new events and manual edits to the published leads: history, notifications, a new version.",
-)
-
-notification_job = dg.define_asset_job(
-    "notification_job",
-    selection=NOTIFY,
-    executor_def=dg.in_process_executor,
-    description="Deliver the due notifications to the configured webhooks (leadfactory notify send).",
 )
 
 training_job = dg.define_asset_job(

@@ -1,14 +1,14 @@
-"""Resources shared by every stage."""
+"""The resource every stage of both code locations shares: the data home and its writer lock.
+
+No dbt, Splink or Great Expectations import here: the real-time location (pipelines/realtime) loads this
+module in every run it starts, and its runs must start in seconds."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dagster as dg
-from dagster_dbt import DbtCliResource
 
 from pipelines.defs.run_health import reap_dead_runs, run_tags_for_this_process
-from pipelines.defs.standardise.project import dbt_project
-from pipelines.lib.standardise.dbt_project import DBT_EXECUTABLE
 from pipelines.lib.home import LeadHome
 
 # Every asset that writes the DuckDB file runs in this pool (limited to one step at a time by the
@@ -51,9 +51,4 @@ class LeadHomeResource(dg.ConfigurableResource):
 
 @dg.definitions
 def resources() -> dg.Definitions:
-    return dg.Definitions(
-        resources={
-            "lead_home": LeadHomeResource(),
-            "dbt": DbtCliResource(project_dir=dbt_project, dbt_executable=DBT_EXECUTABLE),
-        }
-    )
+    return dg.Definitions(resources={"lead_home": LeadHomeResource()})

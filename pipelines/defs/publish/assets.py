@@ -7,20 +7,12 @@ from pipelines.lib.quality.profiling import profile_relation
 from pipelines.lib.quality.quality import write_quality_report
 from pipelines.lib.publish.publish import LEAD_MEMBERS, LEAD_REVIEW_QUEUE, LEADS_CLEAN, LEADS_UNREACHABLE, publish_leads, publish_version
 from pipelines.lib.corrections.apply import flush_history
-from pipelines.lib.history.backup import backup_home, backup_location, mirror_working_state
+from pipelines.lib.history.backup import back_up_after_publication, mirror_working_state
 from pipelines.lib.identity.library import library_of
 from pipelines.lib.publish.postgres import sync_crm
 from pipelines.lib.publish.receipts import write_receipts
 from pipelines.lib.quality.summary import run_summary
 from pipelines.lib.refresh import refresh_plan
-
-def back_up(context: dg.AssetExecutionContext, home) -> None:
-    """After each publication: the system of record to the backup location, incrementally."""
-    target, warning = backup_location(home.root)
-    if warning:
-        context.log.warning(warning)
-    context.log.info(backup_home(home.root, target).render())
-
 
 PUBLISHED = {
     "leads_clean": "One golden lead per person: surviving values per field, every valid contact kept.",
@@ -54,7 +46,7 @@ def published_leads(context: dg.AssetExecutionContext, lead_home: LeadHomeResour
         if crm is not None:
             context.log.info(crm.render())
         mirror_working_state(conn, library_of(home.root))
-    back_up(context, home)
+    back_up_after_publication(home.root, context.log)
     with home.connect() as conn:
         summary = run_summary(conn)
         if not summary.reconciles:

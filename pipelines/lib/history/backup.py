@@ -92,6 +92,17 @@ def backup_home(home_root: Path, target: Path) -> BackupReport:
     return BackupReport(target, copied, unchanged, size)
 
 
+def back_up_after_publication(home_root: Path, log: logging.Logger | logging.LoggerAdapter) -> BackupReport:
+    """After each publication: the system of record to the backup location, incrementally; a backup on the
+    home's own disk is warned about."""
+    target, warning = backup_location(home_root)
+    if warning:
+        log.warning(warning)
+    report = backup_home(home_root, target)
+    log.info(report.render())
+    return report
+
+
 def verify_backup(home_root: Path, target: Path) -> list[str]:
     """Every file of the home's system of record is in the backup with the same content (sha256); the
     problems found, in words, or none."""

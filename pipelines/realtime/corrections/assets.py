@@ -4,12 +4,12 @@ notifications outbox."""
 
 import dagster as dg
 
-from pipelines.defs.publish.assets import back_up
 from pipelines.defs.resources import DUCKDB_WRITER_POOL, LeadHomeResource
 from pipelines.lib.corrections.apply import (PENDING_HISTORY, ensure_correction_tables, events_dir_of, flush_history,
                                              publish_corrections, record_events)
 from pipelines.lib.corrections.rules import load_correction_rules
 from pipelines.lib.faults import kill_point
+from pipelines.lib.history.backup import back_up_after_publication
 from pipelines.lib.identity.library import library_of
 from pipelines.lib.publish.postgres import sync_crm
 from pipelines.lib.publish.publish import LEADS_CLEAN, LEADS_UNREACHABLE, publish_version
@@ -58,7 +58,7 @@ def applied_corrections(context: dg.AssetExecutionContext, config: CorrectionCon
             if crm is not None:
                 context.log.info(crm.render())
     if version is not None:
-        back_up(context, home)
+        back_up_after_publication(home.root, context.log)
     report.leads_changed, report.version = len(changed), version
     context.log.info(report.render())
     return dg.MaterializeResult(metadata={

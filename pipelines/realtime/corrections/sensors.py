@@ -11,7 +11,7 @@ import json
 
 import dagster as dg
 
-from pipelines.defs.jobs import correction_job
+from pipelines.realtime.jobs import correction_job
 from pipelines.defs.run_health import UNFINISHED, reap_dead_runs
 from pipelines.lib.corrections.apply import events_dir_of, pending_event_bytes
 from pipelines.lib.home import LeadHome

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from pipelines.defs.jobs import notification_job
+from pipelines.realtime.jobs import notification_job
 from pipelines.defs.run_health import UNFINISHED
 from pipelines.lib.notify.webhooks import WEBHOOK_URL_ENV, endpoints_from_env
 
