@@ -28,6 +28,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
@@ -135,7 +136,9 @@ def daemon_latency(home: Path, work: Path, events: int) -> None:
         for n in range(events):
             before = len(versions.list())
             owner = f"销售-{time.strftime('%H%M%S')}-{n}"
-            event = {"event_id": f"daemon-{owner}", "type": "owner_changed", "occurred_at": "2026-12-07T10:00:00+08:00",
+            # occurred now: an event with an older time than one the lead already holds is superseded
+            occurred = datetime.now(timezone.utc).isoformat(timespec="microseconds")
+            event = {"event_id": f"daemon-{owner}", "type": "owner_changed", "occurred_at": occurred,
                      "source": "bench", "lead": {"lead_id": lead_id}, "payload": {"owner": owner}}
             time.sleep(random.uniform(0, 5))  # written at any moment of the sensor's loop
             written = time.perf_counter()

@@ -377,6 +377,7 @@ def publish_corrections(conn: duckdb.DuckDBPyConnection, library: Library) -> tu
     transaction. Returns (the leads that changed, the batch id)."""
     from ..history.history import field_changes_sql
     from ..notify.webhooks import OUTBOX, ensure_notification_tables
+    from ..publish.publish import CORRECTION_COMMIT, mark_unversioned
 
     ensure_correction_tables(conn)
     ensure_notification_tables(conn)
@@ -456,6 +457,7 @@ def publish_corrections(conn: duckdb.DuckDBPyConnection, library: Library) -> tu
             from {PENDING_HISTORY} where changed_at = now() group by lead_id
             on conflict do nothing""")
         rows = conn.execute("select distinct lead_id from lead_changes order by lead_id").fetchall()
+        mark_unversioned(conn, CORRECTION_COMMIT)
         conn.execute("commit")
     except Exception:
         conn.execute("rollback")

@@ -38,7 +38,7 @@ def restore_version(conn, home, version: int, actor: str) -> Restore:
     from ..matching.leads import DECISION_RECORDS, DECISIONS, ensure_matching_tables
     from ..notify.webhooks import ensure_notification_tables
     from ..publish.publish import (VERSIONED_TABLES, published_state_sql, lead_history_statements,
-                                   publish_version)
+                                   mark_unversioned, publish_version)
     from .versions import Versions
 
     versions = Versions(home.versions_dir)
@@ -89,6 +89,7 @@ def restore_version(conn, home, version: int, actor: str) -> Restore:
                                                  rule=f"restore of version {version}"):
             conn.execute(statement)
         changed = conn.execute("select count(distinct lead_id) from lead_changes").fetchone()[0]
+        mark_unversioned(conn, "restore")
         conn.execute("commit")
     except Exception:
         conn.execute("rollback")

@@ -30,29 +30,79 @@ RECORD_CONTACTS = "intermediate.int_lead_contacts"
 
 # The tables every version holds (pipelines/lib/history/versions.py): what the CRM reads.
 VERSIONED_TABLES = (LEADS_CLEAN, LEADS_UNREACHABLE, LEAD_MEMBERS, LEAD_REVIEW_QUEUE)
+# The tables a correction batch changes, written sorted by lead (see publish_version); the others are written
+# as they stream.
+BY_LEAD = (LEADS_CLEAN, LEADS_UNREACHABLE)
+# One row per commit of the published tables that no version holds yet, written in the commit's own
+# transaction and cleared once a version holds it: a version may be laid over the previous one lead by lead
+# only when every such commit was a correction batch, whose changed leads all have history rows waiting.
+UNVERSIONED = f"{PUBLISHED_SCHEMA}.unversioned_commits"
+CORRECTION_COMMIT = "corrections"
+
+
+def _ensure_unversioned(conn: duckdb.DuckDBPyConnection) -> None:
+    conn.execute(f"create schema if not exists {PUBLISHED_SCHEMA}")
+    conn.execute(f"create table if not exists {UNVERSIONED} (cause varchar, committed_at timestamptz)")
+
+
+def mark_unversioned(conn: duckdb.DuckDBPyConnection, cause: str) -> None:
+    """Inside the caller's transaction: the published tables changed, and no version holds it yet."""
+    _ensure_unversioned(conn)
+    conn.execute(f"insert into {UNVERSIONED} values (?, now())", [cause])
+
+
+def only_corrections_unversioned(conn: duckdb.DuckDBPyConnection) -> bool:
+    """Whether every commit no version holds yet was a correction batch (a home from before the marker: no)."""
+    if not relation_exists(conn, UNVERSIONED):
+        return False
+    return not conn.execute(f"select count(*) from {UNVERSIONED} where cause <> ?", [CORRECTION_COMMIT]).fetchone()[0]
 
 
 def publish_version(conn: duckdb.DuckDBPyConnection, versions_dir, cause: str, cause_id: str | None,
-                    changed: tuple[str, ...] = VERSIONED_TABLES):
+                    changed: tuple[str, ...] = VERSIONED_TABLES, changed_leads: list[str] | None = None):
     """The published tables as the next numbered version, readable without the DuckDB file. Written after
     the DuckDB commit: a crash in between leaves it to the next publication, which writes the tables whole.
-    ``changed``: the tables this publication changed; the others carry over from the previous version."""
+    ``changed``: the tables this publication changed; the others carry over from the previous version.
+    ``changed_leads``: every lead that changed since the previous version, where the caller knows them (a
+    correction batch): their rows are replaced in the previous version's files instead of every row
+    being written again, when they fall in few files, no other publication is waiting for its version
+    (a run or restore that died before writing it) and the table's columns are the version's."""
+    from deltalake import Schema
+
     from ..history.versions import Versions
 
     versions = Versions(versions_dir)
     if not versions.list():
         changed = VERSIONED_TABLES
+    if changed_leads is not None and not only_corrections_unversioned(conn):
+        changed_leads = None
     # streamed: DuckDB reads the next batches while Delta writes the last ones; a cursor per table, as a
-    # connection's next query would end the stream of its last one
+    # connection's next query would end the stream of its last one. Sorted by lead, so that each Delta file
+    # covers a narrow range of lead ids (Versions.can_replace_in_place).
     rows = {table.split(".")[1]: conn.execute(f"select count(*) from {table}").fetchone()[0] for table in changed}
     cursors = [conn.cursor() for _ in changed]
+    streams, replaced = {}, {}
     try:
-        return versions.publish(
-            {table.split(".")[1]: cursor.table(table).to_arrow_reader(100_000) for table, cursor in zip(changed, cursors)},
-            cause=cause, cause_id=cause_id, rows=rows)
+        for table, cursor in zip(changed, cursors):
+            name = table.split(".")[1]
+            if table not in BY_LEAD:
+                cursor.execute(f"select * from {table}")
+            elif changed_leads is not None and versions.can_replace_in_place(
+                    name, "lead_id", changed_leads, Schema.from_arrow(cursor.execute(f"select * from {table} limit 0").arrow().schema)):
+                replaced[name] = ("lead_id", changed_leads)
+                cursor.execute(f"select * from {table} where lead_id in (select unnest($leads)) order by lead_id",
+                               {"leads": changed_leads})
+            else:
+                cursor.execute(f"select * from {table} order by lead_id")
+            streams[name] = cursor.to_arrow_reader(100_000)
+        version = versions.publish(streams, cause=cause, cause_id=cause_id, rows=rows, replaced=replaced)
     finally:
         for cursor in cursors:
             cursor.close()
+    # a crash before this line leaves the marks: the next version is written whole, as it must be
+    _ensure_unversioned(conn)
+    conn.execute(f"delete from {UNVERSIONED}")
+    return version
 
 
 class PublishError(RuntimeError):
@@ -96,6 +146,7 @@ def publish_tables(
             conn.execute(f"insert into {target} {select_sql}")
         for statement in extra_statements or []:
             conn.execute(statement)
+        mark_unversioned(conn, "publication")
         for description, check_sql in checks or []:
             if not conn.execute(check_sql).fetchone()[0]:
                 raise PublishError(f"refused to publish: {description}")

@@ -48,13 +48,17 @@ def applied_corrections(context: dg.AssetExecutionContext, config: CorrectionCon
         unflushed = conn.execute(f"select count(*) from {PENDING_HISTORY}").fetchone()[0]
         published = None
         if changed or unflushed:  # unflushed: a run that died after its commit left its version to this one
-            # corrections change leads, never members or the review queue: only the lead tables are rewritten
+            # corrections change leads, never members or the review queue: only the lead tables are written,
+            # and in them only the leads changed since the last version: this batch's, and any a dead run
+            # committed without publishing (each change has its history row waiting to be flushed)
+            since_version = sorted(set(changed) | {row[0] for row in conn.execute(
+                f"select distinct lead_id from {PENDING_HISTORY} where lead_id is not null").fetchall()})
             published = publish_version(conn, home.versions_dir, "corrections", batch_id,
-                                        changed=(LEADS_CLEAN, LEADS_UNREACHABLE))
+                                        changed=(LEADS_CLEAN, LEADS_UNREACHABLE), changed_leads=since_version)
         version = published.version if published is not None else None
         history_rows = flush_history(conn, library.root, version)
         if published is not None:
-            crm = sync_crm(conn, home.versions_dir, library.root, published, changed_leads=changed)
+            crm = sync_crm(conn, home.versions_dir, library.root, published, changed_leads=since_version)
             if crm is not None:
                 context.log.info(crm.render())
     if version is not None:
