@@ -45,20 +45,56 @@ def standardised_lead_models(
     if plan.incremental:
         yield from _standardise_pending_records(context, home, target, plan)
         return
+    if not context.selected_asset_check_keys:
+        yield from _rebuild_without_tests(context, home, target, plan)
+        return
     # Full: every model rebuilt from the whole library and every dbt test run (as asset checks).
     context.log.info(f"dbt build --full-refresh: refresh {plan.describe()}")
     # dbt holds the DuckDB file lock until it exits, so the events are collected first and the
     # row counts and completeness read afterwards from the finished tables.
     events = list(dbt.cli(["build", "--full-refresh"], context=context, target_path=target).stream())
     prune_dbt_runs(home.dbt_runs_dir, keep=DBT_RUNS_KEPT)
+    views = _view_relations()
     with home.connect(read_only=True) as conn:
         for event in events:
             if isinstance(event, dg.Output | dg.AssetMaterialization):
                 relation = ".".join(context.asset_key_for_output(event.output_name).path) if isinstance(
                     event, dg.Output) else ".".join(event.asset_key.path)
-                if relation_exists(conn, relation):
+                if relation not in views and relation_exists(conn, relation):
                     event = event.with_metadata({**event.metadata, **profile_relation(conn, relation)})
             yield event
+
+
+def _view_relations() -> set[str]:
+    """The models dbt builds as views: profiling one would run its whole query again (the staging view
+    stages every record of the library), so views get no row counts."""
+    nodes = json.loads(dbt_project.manifest_path.read_text(encoding="utf-8"))["nodes"]
+    return {f"{n['schema']}.{n['name']}" for n in nodes.values()
+            if n["resource_type"] == "model" and n["config"].get("materialized") == "view"}
+
+
+def _rebuild_without_tests(context: dg.AssetExecutionContext, home, target, plan) -> Iterator[Any]:
+    """Full, for a job that selects no dbt tests (`leadfactory dedupe` on a throwaway home): every seed and
+    model rebuilt by dbt inside this process, from the project as parsed once. A dbt subprocess would parse
+    the whole project again (each home's DuckDB path is part of dbt's profile, and a changed profile defeats
+    its partial parsing) and run the unit tests: about 30 s at a million records, before any SQL."""
+    args = ["build", "--full-refresh", "--exclude", "resource_type:test", "resource_type:unit_test"]
+    context.log.info(f"dbt {' '.join(args)} (in process): refresh {plan.describe()}")
+    runs = run_dbt_in_process(args, target)
+    prune_dbt_runs(home.dbt_runs_dir, keep=DBT_RUNS_KEPT)
+    nodes = json.loads(dbt_project.manifest_path.read_text(encoding="utf-8"))["nodes"]
+    translator = LeadDbtTranslator()
+    selected = set(context.selected_asset_keys)
+    views = _view_relations()
+    with home.connect(read_only=True) as conn:
+        for run in runs:
+            key = translator.get_asset_key(nodes[run.unique_id])
+            if key in selected:
+                relation = ".".join(key.path)
+                profiled = relation not in views and relation_exists(conn, relation)
+                metadata = profile_relation(conn, relation) if profiled else {}
+                yield dg.MaterializeResult(asset_key=key, metadata={
+                    **metadata, "seconds": round(run.seconds, 2), "refresh": plan.describe()})
 
 
 def _standardise_pending_records(context: dg.AssetExecutionContext, home, target, plan) -> Iterator[Any]:
