@@ -54,7 +54,7 @@ def standardised_lead_models(
     # row counts and completeness read afterwards from the finished tables.
     events = list(dbt.cli(["build", "--full-refresh"], context=context, target_path=target).stream())
     prune_dbt_runs(home.dbt_runs_dir, keep=DBT_RUNS_KEPT)
-    views = _view_relations()
+    views = _view_relations(_manifest_nodes())
     with home.connect(read_only=True) as conn:
         for event in events:
             if isinstance(event, dg.Output | dg.AssetMaterialization):
@@ -65,12 +65,29 @@ def standardised_lead_models(
             yield event
 
 
-def _view_relations() -> set[str]:
+def _view_relations(nodes: dict) -> set[str]:
     """The models dbt builds as views: profiling one would run its whole query again (the staging view
     stages every record of the library), so views get no row counts."""
-    nodes = json.loads(dbt_project.manifest_path.read_text(encoding="utf-8"))["nodes"]
     return {f"{n['schema']}.{n['name']}" for n in nodes.values()
             if n["resource_type"] == "model" and n["config"].get("materialized") == "view"}
+
+
+def _manifest_nodes() -> dict:
+    return json.loads(dbt_project.manifest_path.read_text(encoding="utf-8"))["nodes"]
+
+
+def _run_in_process(context: dg.AssetExecutionContext, home, target, plan, args: list[str]):
+    """dbt ``args`` inside this process; each node it ran whose asset this run selected, as (key, run)."""
+    context.log.info(f"dbt {' '.join(args)} (in process): refresh {plan.describe()}")
+    runs = run_dbt_in_process(args, target)
+    prune_dbt_runs(home.dbt_runs_dir, keep=DBT_RUNS_KEPT)
+    nodes = _manifest_nodes()
+    translator = LeadDbtTranslator()
+    selected = set(context.selected_asset_keys)
+    for run in runs:
+        key = translator.get_asset_key(nodes[run.unique_id])
+        if key in selected:
+            yield key, run
 
 
 def _rebuild_without_tests(context: dg.AssetExecutionContext, home, target, plan) -> Iterator[Any]:
@@ -79,22 +96,15 @@ def _rebuild_without_tests(context: dg.AssetExecutionContext, home, target, plan
     the whole project again (each home's DuckDB path is part of dbt's profile, and a changed profile defeats
     its partial parsing) and run the unit tests: about 30 s at a million records, before any SQL."""
     args = ["build", "--full-refresh", "--exclude", "resource_type:test", "resource_type:unit_test"]
-    context.log.info(f"dbt {' '.join(args)} (in process): refresh {plan.describe()}")
-    runs = run_dbt_in_process(args, target)
-    prune_dbt_runs(home.dbt_runs_dir, keep=DBT_RUNS_KEPT)
-    nodes = json.loads(dbt_project.manifest_path.read_text(encoding="utf-8"))["nodes"]
-    translator = LeadDbtTranslator()
-    selected = set(context.selected_asset_keys)
-    views = _view_relations()
+    built = list(_run_in_process(context, home, target, plan, args))
+    views = _view_relations(_manifest_nodes())
     with home.connect(read_only=True) as conn:
-        for run in runs:
-            key = translator.get_asset_key(nodes[run.unique_id])
-            if key in selected:
-                relation = ".".join(key.path)
-                profiled = relation not in views and relation_exists(conn, relation)
-                metadata = profile_relation(conn, relation) if profiled else {}
-                yield dg.MaterializeResult(asset_key=key, metadata={
-                    **metadata, "seconds": round(run.seconds, 2), "refresh": plan.describe()})
+        for key, run in built:
+            relation = ".".join(key.path)
+            profiled = relation not in views and relation_exists(conn, relation)
+            metadata = profile_relation(conn, relation) if profiled else {}
+            yield dg.MaterializeResult(asset_key=key, metadata={
+                **metadata, "seconds": round(run.seconds, 2), "refresh": plan.describe()})
 
 
 def _standardise_pending_records(context: dg.AssetExecutionContext, home, target, plan) -> Iterator[Any]:
@@ -105,15 +115,8 @@ def _standardise_pending_records(context: dg.AssetExecutionContext, home, target
     # the views and seeds stand as they are; dbt looks up the few relations it touches instead of listing
     # every schema first
     args = ["run", "--select", "config.materialized:incremental", "--no-populate-cache"]
-    context.log.info(f"dbt {' '.join(args)} (in process): refresh {plan.describe()}")
-    runs = run_dbt_in_process(args, target)
-    prune_dbt_runs(home.dbt_runs_dir, keep=DBT_RUNS_KEPT)
-    nodes = json.loads(dbt_project.manifest_path.read_text(encoding="utf-8"))["nodes"]
-    translator = LeadDbtTranslator()
-    selected = set(context.selected_asset_keys)
-    for run in runs:
-        key = translator.get_asset_key(nodes[run.unique_id])
-        if key in selected:  # no row counts: counting a staging view means staging the whole library
-            yield dg.MaterializeResult(asset_key=key, metadata={
-                "records_standardised": plan.changed_records, "seconds": round(run.seconds, 2),
-                "refresh": plan.describe()})
+    for key, run in _run_in_process(context, home, target, plan, args):
+        # no row counts: counting a staging view means staging the whole library
+        yield dg.MaterializeResult(asset_key=key, metadata={
+            "records_standardised": plan.changed_records, "seconds": round(run.seconds, 2),
+            "refresh": plan.describe()})
